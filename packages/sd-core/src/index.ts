@@ -1,0 +1,29 @@
+/**
+ * @sdkit/sd-core — the types every sdkit package shares, the Endpointer, and the sources that need no server:
+ * FixedInstancer and the embedded MemoryRegistry. Test doubles live in `@sdkit/sd-core/testing`.
+ * @packageDocumentation
+ */
+export type {
+  Clock,
+  Endpoint,
+  EndpointOptions,
+  Endpointer,
+  Factory,
+  FactoryResult,
+  Instance,
+  InstanceChanges,
+  Instancer,
+  InstancerEvent,
+  Logger,
+  Registrar,
+  RegistrarState,
+} from './types.js';
+export { silentLogger, systemClock } from './types.js';
+export { byKey, InstanceCache, type InstanceUpdate, sameInstance } from './instance-cache.js';
+export { type EndpointerOptions, endpointer } from './endpointer.js';
+export { FixedInstancer } from './fixed-instancer.js';
+export {
+  MemoryRegistry,
+  type MemoryRegistrarOptions,
+  type MemoryRegistryOptions,
+} from './memory-registry.js';

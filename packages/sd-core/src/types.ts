@@ -1,0 +1,167 @@
+import type { Observable } from 'rxjs';
+
+/**
+ * One addressable instance of a service, as a discovery source reports it.
+ *
+ * Instances are plain immutable values. Two instances with the same `key` are the same instance as far as sdkit
+ * is concerned; when the `address` or `metadata` of a key changes, consumers treat it as a replacement (the old
+ * endpoint is closed and a new one made).
+ */
+export interface Instance {
+  /** Identity inside its source: the etcd key, an EndpointSlice endpoint id, `"host:port"`. Never empty. */
+  readonly key: string;
+  /** What a {@link Factory} dials: `"host:port"` or a URL. Never empty. */
+  readonly address: string;
+  /** Zone, weight, version… exactly as the source gave them. Absent when the source has none. */
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What an {@link Instancer} emits: the whole current set, plus the source's error state.
+ *
+ * Errors are data: a failing source emits `{ instances: lastKnownGood, error }` and keeps trying; it never drops
+ * instances because of an error. The next good event has no `error`.
+ */
+export interface InstancerEvent {
+  /** The whole current set, sorted by `key` (code-unit order), no duplicate keys. Frozen. */
+  readonly instances: readonly Instance[];
+  /** Present while the source is failing; `instances` is then the last known good set. */
+  readonly error?: Error;
+  /**
+   * Optional hint: how this event differs from `changes.since`, the event the same source emitted just before.
+   * A consumer that processed exactly `since` may apply `added`/`removed` instead of diffing the whole set, so
+   * its cost per change is proportional to the change. Consumers may ignore it; `instances` is always complete.
+   */
+  readonly changes?: InstanceChanges;
+}
+
+/** The difference between two consecutive events of one source (see {@link InstancerEvent.changes}). */
+export interface InstanceChanges {
+  /** The event these changes apply to. */
+  readonly since: InstancerEvent;
+  /** Instances that are new, or whose address or metadata changed (the new value). Sorted by key. */
+  readonly added: readonly Instance[];
+  /** Instances that are gone, or whose address or metadata changed (the old value). Sorted by key. */
+  readonly removed: readonly Instance[];
+}
+
+/**
+ * A source of instances for one service (go-kit's `sd.Instancer`).
+ *
+ * Contract:
+ * - `events$` is hot: subscribing starts nothing, and a new subscriber gets the latest event at once (if there is
+ *   one yet), then every later one.
+ * - An event is emitted only when the set or the error state changed; a burst of changes that arrives together
+ *   gives one event.
+ * - `events$` never errors. It completes after {@link Instancer.stop}.
+ * - `stop()` is idempotent and releases everything (watches, timers); nothing keeps the process alive after it.
+ */
+export interface Instancer extends Disposable {
+  /** Hot stream of events; replays the latest to each new subscriber; never errors; completes after `stop()`. */
+  readonly events$: Observable<InstancerEvent>;
+  /** The latest event, synchronously; `undefined` before the source has produced its first one. */
+  current(): InstancerEvent | undefined;
+  /** Releases the watch and completes `events$`. Idempotent. Same as `[Symbol.dispose]()`. */
+  stop(): void;
+}
+
+/** Options every {@link Endpoint} accepts. */
+export interface EndpointOptions {
+  /** Aborts the call. An endpoint should reject promptly with the signal's reason once it fires. */
+  readonly signal?: AbortSignal;
+}
+
+/** A callable remote operation (go-kit's `endpoint.Endpoint`): one request in, one response out. */
+export type Endpoint<Req = unknown, Res = unknown> = (request: Req, options?: EndpointOptions) => Promise<Res>;
+
+/** What a {@link Factory} makes for one instance: the endpoint, and how to release what backs it. */
+export interface FactoryResult<Req = unknown, Res = unknown> {
+  readonly endpoint: Endpoint<Req, Res>;
+  /** Called once when the instance goes away or the Endpointer closes. Errors are logged, never thrown. */
+  readonly close?: () => void | Promise<void>;
+}
+
+/**
+ * Turns an instance into an endpoint (go-kit's `sd.Factory`). Called once per new instance by an
+ * {@link Endpointer}. If it throws or rejects, that instance is skipped (and logged) and tried again on the next
+ * event from the instancer.
+ */
+export type Factory<Req = unknown, Res = unknown> = (
+  instance: Instance,
+) => FactoryResult<Req, Res> | Promise<FactoryResult<Req, Res>>;
+
+/**
+ * The live set of endpoints for the instances of an {@link Instancer} (go-kit's `sd.Endpointer`).
+ */
+export interface Endpointer<Req = unknown, Res = unknown> extends AsyncDisposable {
+  /** The current endpoints, ordered by instance key. O(1): returns a frozen snapshot, never copies. */
+  endpoints(): readonly Endpoint<Req, Res>[];
+  /** Hot; replays the current snapshot to each new subscriber; emits on every change; completes after `close()`. */
+  readonly endpoints$: Observable<readonly Endpoint<Req, Res>[]>;
+  /**
+   * Stops following the instancer (it does not stop the instancer, which it does not own) and closes every
+   * endpoint it made. Idempotent. Same as `[Symbol.asyncDispose]()`.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * The lifecycle of a {@link Registrar}:
+ * - `registering`: writing the registration (first time, or again after a loss);
+ * - `registered`: visible in the source and kept alive;
+ * - `lost`: the source dropped it (lease expired, store restarted); the registrar is trying to register again;
+ * - `deregistered`: removed on request; nothing is kept alive.
+ */
+export type RegistrarState = 'registering' | 'registered' | 'lost' | 'deregistered';
+
+/**
+ * Announces one instance in a discovery source and keeps it there (go-kit's `sd.Registrar`).
+ */
+export interface Registrar extends AsyncDisposable {
+  /** Idempotent; resolves once the instance is visible in the source. Concurrent calls share one attempt. */
+  register(): Promise<void>;
+  /** Removes the instance at once (not after a TTL) and stops keeping it alive. Idempotent. */
+  deregister(): Promise<void>;
+  /** Hot; replays the current state to each new subscriber; distinct states only; completes on dispose. */
+  readonly state$: Observable<RegistrarState>;
+}
+
+/**
+ * The logging interface sdkit uses: a structural subset of pino's `Logger`, so any pino logger (or child) fits.
+ * sdkit never logs credentials. Pass `{ logger }` to any component; the default logs nothing.
+ */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** A {@link Logger} that drops everything: the default wherever a logger is optional. */
+export const silentLogger: Logger = Object.freeze({
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+});
+
+/**
+ * Time source for everything time-based in sdkit, injectable for tests (see `FakeClock` in
+ * `@sdkit/sd-core/testing`). Timers made through it must not keep the process alive (`unref`).
+ */
+export interface Clock {
+  /** Milliseconds since an arbitrary origin; monotonic. */
+  now(): number;
+  /** Runs `fn` once after `ms`; returns a function that cancels it (idempotent). */
+  setTimeout(fn: () => void, ms: number): () => void;
+}
+
+/** The real clock: `performance.now()` and unref'd `setTimeout`. */
+export const systemClock: Clock = Object.freeze({
+  now: () => performance.now(),
+  setTimeout(fn: () => void, ms: number): () => void {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return () => clearTimeout(t);
+  },
+});

@@ -1,0 +1,2 @@
+// placeholder; replaced by the harness
+export default function setup(): void {}

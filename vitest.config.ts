@@ -1,0 +1,37 @@
+import { defineConfig } from 'vitest/config';
+
+// One vitest run for the whole workspace: unit tests (no servers) and integration tests (real etcd, gRPC…).
+// Sources are resolved through the "@sdkit/source" export condition, so tests need no build.
+const conditions = ['@sdkit/source', 'node', 'import', 'module', 'default'];
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
+  test: {
+    reporters: ['default', './test/harness/src/summary-reporter.ts'],
+    teardownTimeout: 10_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['packages/*/src/**/*.test.ts', 'examples/*/src/**/*.test.ts'],
+          exclude: ['**/*.integration.test.ts', '**/node_modules/**'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['packages/*/src/**/*.integration.test.ts', 'test/**/*.test.ts', 'examples/*/src/**/*.integration.test.ts'],
+          exclude: ['**/node_modules/**'],
+          globalSetup: ['./test/harness/src/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          // Real servers: keep the two cores for the processes under test.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
