@@ -1,0 +1,11 @@
+/**
+ * @sdkit/sd-etcd — etcd v3 discovery for sdkit: an incremental, self-healing prefix watch (EtcdInstancer), a
+ * lease-based Registrar that survives lost leases (EtcdRegistrar), the wire formats people already use (codecs),
+ * and a client factory that fixes what `etcd3` leaves out (dial timeout, clear auth errors).
+ * @packageDocumentation
+ */
+export { createEtcdClient, type EtcdClient, type EtcdClientOptions } from './client.js';
+export { type Codec, codecs } from './codecs.js';
+export { EtcdInstancer, type EtcdInstancerOptions } from './instancer.js';
+export { EtcdRegistrar, type EtcdRegistrarOptions } from './registrar.js';
+export { deregisterOnSignals, type DeregisterOnSignalsOptions } from './shutdown.js';
