@@ -1,0 +1,67 @@
+import { type Balancer, random, retry, roundRobin } from '@sdkit/lb';
+import type { Endpoint } from '@sdkit/sd-core';
+import { bytesPerOp, nsPerAsyncOp, nsPerOp } from './measure.js';
+
+/** One row of the pick benchmark. */
+export interface PickResult {
+  readonly balancer: string;
+  readonly endpoints: number;
+  readonly nsPerPick: number;
+  readonly bytesPerPick: number;
+}
+
+const noop: Endpoint<number, number> = async (x) => x;
+
+function fixedSource(n: number) {
+  const endpoints = Object.freeze(Array.from({ length: n }, () => noop));
+  return { endpoints: () => endpoints };
+}
+
+const balancers: Record<string, (src: ReturnType<typeof fixedSource>) => Balancer<number, number>> = {
+  roundRobin: (src) => roundRobin(src),
+  random: (src) => random(src, { seed: 42 }),
+  'random (Math.random)': (src) => random(src),
+};
+
+/** ns and bytes per pick of every balancer at each size. */
+export function benchPicks(sizes: readonly number[], quick: boolean): PickResult[] {
+  const iterations = quick ? 200_000 : 2_000_000;
+  const runs = quick ? 5 : 11;
+  const out: PickResult[] = [];
+  for (const n of sizes) {
+    for (const [name, make] of Object.entries(balancers)) {
+      const b = make(fixedSource(n));
+      out.push({
+        balancer: name,
+        endpoints: n,
+        nsPerPick: nsPerOp(() => b.endpoint(), iterations, runs),
+        bytesPerPick: bytesPerOp(() => b.endpoint(), 100_000),
+      });
+    }
+  }
+  return out;
+}
+
+/** Pipeline overhead: `retry(roundRobin(endpointer))` over a no-op endpoint versus the endpoint itself. */
+export interface PipelineResult {
+  readonly directNs: number;
+  readonly pipelineNs: number;
+  readonly overheadNs: number;
+}
+
+export async function benchPipeline(quick: boolean): Promise<PipelineResult> {
+  const iterations = quick ? 50_000 : 300_000;
+  const runs = quick ? 5 : 9;
+  const call = retry(roundRobin(fixedSource(10)), { maxAttempts: 3, timeoutMs: 10_000 });
+  // Interleave the two so machine noise hits both alike.
+  const direct: number[] = [];
+  const piped: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    direct.push(await nsPerAsyncOp(() => noop(1), iterations, 1));
+    piped.push(await nsPerAsyncOp(() => call(1), iterations, 1));
+  }
+  const med = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+  const directNs = med(direct);
+  const pipelineNs = med(piped);
+  return { directNs, pipelineNs, overheadNs: pipelineNs - directNs };
+}

@@ -1,0 +1,52 @@
+import type { Balancer, EndpointSource } from './balancer.js';
+import { assertEndpointSource, typeName } from './balancer.js';
+import { NoEndpointsError } from './errors.js';
+
+/** Options of {@link random}. */
+export interface RandomOptions {
+  /**
+   * Makes the sequence of picks deterministic: the same seed over the same sequence of sets gives the same
+   * endpoints. An unsigned 32-bit integer (0 … 2³²−1). Without it, picks use `Math.random()`.
+   */
+  readonly seed?: number;
+}
+
+/**
+ * A {@link Balancer} that picks uniformly at random among the current endpoints (go-kit's `lb.NewRandom`).
+ *
+ * It reads `endpointer.endpoints()` (an O(1) snapshot) on every pick and allocates nothing per pick. With a
+ * `seed` it uses a private mulberry32 generator (fast, 32-bit state, statistically fine for balancing, not for
+ * cryptography), so tests and simulations are reproducible; without one it uses `Math.random()`.
+ *
+ * @throws TypeError if `endpointer` has no `endpoints()` method, or `seed` is not an integer in 0 … 2³²−1.
+ */
+export function random<Req, Res>(
+  endpointer: EndpointSource<Req, Res>,
+  options: RandomOptions = {},
+): Balancer<Req, Res> {
+  assertEndpointSource(endpointer, 'random');
+  const { seed } = options;
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffff_ffff)) {
+    throw new TypeError(`random: seed must be an integer in 0 … 2^32-1, got ${typeName(seed)}`);
+  }
+  const next = seed === undefined ? Math.random : mulberry32(seed);
+  return {
+    endpoint() {
+      const endpoints = endpointer.endpoints();
+      const n = endpoints.length;
+      if (n === 0) throw new NoEndpointsError();
+      return endpoints[Math.floor(next() * n)]!;
+    },
+  };
+}
+
+/** @internal mulberry32: a uniform float in [0, 1) per call, from 32 bits of state. */
+export function mulberry32(seed: number): () => number {
+  let state = seed | 0;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

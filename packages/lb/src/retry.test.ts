@@ -1,0 +1,521 @@
+import { getEventListeners } from 'node:events';
+import type { Clock, Endpoint } from '@sdkit/sd-core';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Balancer } from './balancer.js';
+import { NoEndpointsError, RetryError, TimeoutError } from './errors.js';
+import { type RetryInfo, type RetryOptions, retry } from './retry.js';
+import { roundRobin } from './round-robin.js';
+import { FakeEndpointer, fakeEndpoint } from './testing-fakes.js';
+
+/** Settles `promise` into a value we can assert on, without an unhandled rejection in between. */
+function outcome<T>(promise: Promise<T>): { readonly settled: Promise<{ value?: T; error?: unknown }> } & {
+  done: boolean;
+} {
+  const state = {
+    done: false,
+    settled: promise.then(
+      (value) => {
+        state.done = true;
+        return { value };
+      },
+      (error: unknown) => {
+        state.done = true;
+        return { error };
+      },
+    ),
+  };
+  return state;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<RetryError> {
+  const result = await outcome(promise).settled;
+  expect(result.error).toBeInstanceOf(RetryError);
+  return result.error as RetryError;
+}
+
+const base: RetryOptions = { maxAttempts: 3, timeoutMs: 10_000, backoff: false };
+
+describe('retry (fake timers)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    // Whatever the test did, a settled call leaves no timer behind.
+    expect(vi.getTimerCount()).toBe(0);
+    vi.useRealTimers();
+  });
+
+  it('succeeds after failures, picking a different endpoint for each attempt', async () => {
+    const a = fakeEndpoint('a', { reject: new Error('a down') });
+    const b = fakeEndpoint('b', { reject: new Error('b down') });
+    const c = fakeEndpoint('c', { resolve: 'from c' });
+    const call = retry(roundRobin(new FakeEndpointer([a, b, c])), base);
+    await expect(call('req')).resolves.toBe('from c');
+    expect([a.calls.length, b.calls.length, c.calls.length]).toEqual([1, 1, 1]);
+    expect(c.calls[0]!.request).toBe('req');
+    // Each attempt has its own signal.
+    const signals = [a, b, c].map((e) => e.calls[0]!.signal);
+    expect(new Set(signals).size).toBe(3);
+    expect(signals.every((s) => s instanceof AbortSignal && !s.aborted)).toBe(true);
+  });
+
+  it('a retry avoids an endpoint that already failed in the same call, even when the balancer offers it again', async () => {
+    const dead = fakeEndpoint('dead', { reject: new Error('refused') });
+    const live = fakeEndpoint('live', { resolve: 'ok' });
+    // A balancer that keeps offering the dead endpoint first, as a round-robin shared by concurrent callers can.
+    let picks = 0;
+    const stubborn: Balancer<unknown, string> = { endpoint: () => (picks++ % 3 === 2 ? live : dead) };
+    const call = retry(stubborn, { ...base, maxAttempts: 2 });
+    await expect(call('req')).resolves.toBe('ok');
+    expect(dead.calls.length).toBe(1);
+    expect(live.calls.length).toBe(1);
+  });
+
+  it('settles for a failed endpoint when the balancer offers nothing else', async () => {
+    const only = fakeEndpoint('only', { reject: new Error('first') }, { resolve: 'second time lucky' });
+    const call = retry(roundRobin(new FakeEndpointer([only])), base);
+    await expect(call('req')).resolves.toBe('second time lucky');
+    expect(only.calls.length).toBe(2);
+  });
+
+  it('when attempts are exhausted, rejects with a RetryError holding every error in order and the last as cause', async () => {
+    const errors = [new Error('one'), new Error('two'), new Error('three')];
+    const endpoints = errors.map((e, i) => fakeEndpoint(`e${i}`, { reject: e }));
+    const call = retry(roundRobin(new FakeEndpointer(endpoints)), base);
+    const error = await rejection(call('req'));
+    expect(error.name).toBe('RetryError');
+    expect(error.errors).toEqual(errors);
+    expect(error.errors[0]).toBe(errors[0]);
+    expect(error.cause).toBe(errors[2]);
+    expect(error.attempts).toBe(3);
+    expect(error.reason).toBe('exhausted');
+    expect(error.message).toBe('gave up after 3 attempts (exhausted): three');
+  });
+
+  it('maxAttempts: 1 makes a single attempt', async () => {
+    const a = fakeEndpoint('a', { reject: new Error('nope') });
+    const error = await rejection(
+      retry(roundRobin(new FakeEndpointer([a])), { ...base, maxAttempts: 1 })('x'),
+    );
+    expect(a.calls.length).toBe(1);
+    expect(error.message).toBe('gave up after 1 attempt (exhausted): nope');
+  });
+
+  it('waits the backoff delays between attempts (exponential, capped, through p-retry)', async () => {
+    const a = fakeEndpoint('a', { reject: new Error('down') });
+    const call = retry(roundRobin(new FakeEndpointer([a])), {
+      ...base,
+      maxAttempts: 4,
+      backoff: { minDelayMs: 100, factor: 3, maxDelayMs: 250, randomize: false },
+    });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.calls.length).toBe(1);
+    await vi.advanceTimersByTimeAsync(99);
+    expect(a.calls.length).toBe(1);
+    await vi.advanceTimersByTimeAsync(1); // 100 ms
+    expect(a.calls.length).toBe(2);
+    await vi.advanceTimersByTimeAsync(249); // 300 ms would be next, capped at 250
+    expect(a.calls.length).toBe(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(a.calls.length).toBe(3);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(a.calls.length).toBe(4);
+    const { error } = await result.settled;
+    expect((error as RetryError).attempts).toBe(4);
+  });
+
+  it('default backoff is small: all retries of 3 attempts happen within 10–60 ms', async () => {
+    const a = fakeEndpoint('a', { reject: new Error('down') });
+    const call = retry(roundRobin(new FakeEndpointer([a])), { maxAttempts: 3, timeoutMs: 10_000 });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(9);
+    expect(a.calls.length).toBe(1); // first delay is at least 10 ms
+    await vi.advanceTimersByTimeAsync(51); // 10–20 ms + 20–40 ms ≤ 60 ms
+    expect(a.calls.length).toBe(3);
+    expect(result.done).toBe(true);
+  });
+
+  it('shouldRetry returning false stops at once with reason not-retryable', async () => {
+    const fatal = new Error('400 bad request');
+    const a = fakeEndpoint('a', { reject: fatal });
+    const b = fakeEndpoint('b', { resolve: 'b' });
+    const seen: [Error, number][] = [];
+    const call = retry(roundRobin(new FakeEndpointer([a, b])), {
+      ...base,
+      shouldRetry: (error, attempt) => {
+        seen.push([error, attempt]);
+        return !error.message.startsWith('400');
+      },
+    });
+    const error = await rejection(call('x'));
+    expect(seen).toEqual([[fatal, 1]]);
+    expect(b.calls.length).toBe(0);
+    expect(error.reason).toBe('not-retryable');
+    expect(error.errors).toEqual([fatal]);
+    expect(error.cause).toBe(fatal);
+  });
+
+  it('shouldRetry is consulted per error: retryable errors go on, and it is not called after the last attempt', async () => {
+    const a = fakeEndpoint('a', { reject: new Error('503') });
+    const calls: number[] = [];
+    const call = retry(roundRobin(new FakeEndpointer([a])), {
+      ...base,
+      shouldRetry: (_error, attempt) => {
+        calls.push(attempt);
+        return true;
+      },
+    });
+    const error = await rejection(call('x'));
+    expect(calls).toEqual([1, 2]);
+    expect(error.attempts).toBe(3);
+    expect(error.reason).toBe('exhausted');
+  });
+
+  it('a throwing shouldRetry stops retrying; what it threw is the cause', async () => {
+    const attemptError = new Error('down');
+    const bug = new Error('bug in predicate');
+    const a = fakeEndpoint('a', { reject: attemptError });
+    const call = retry(roundRobin(new FakeEndpointer([a])), {
+      ...base,
+      shouldRetry: () => {
+        throw bug;
+      },
+    });
+    const error = await rejection(call('x'));
+    expect(a.calls.length).toBe(1);
+    expect(error.cause).toBe(bug);
+    expect(error.errors).toEqual([attemptError]);
+    expect(error.reason).toBe('not-retryable');
+  });
+
+  it('calls onRetry before each retry (not after the last attempt) with the error and attempt numbers', async () => {
+    const log: string[] = [];
+    const infos: RetryInfo[] = [];
+    const errors = [new Error('e0'), new Error('e1'), new Error('e2')];
+    const endpoints = errors.map((e, i): Endpoint<string, string> => {
+      return async () => {
+        log.push(`call ${i}`);
+        throw e;
+      };
+    });
+    const call = retry(roundRobin(new FakeEndpointer(endpoints)), {
+      ...base,
+      onRetry: (info) => {
+        log.push(`retry after ${info.attempt}`);
+        infos.push(info);
+      },
+    });
+    await rejection(call('x'));
+    expect(log).toEqual(['call 0', 'retry after 1', 'call 1', 'retry after 2', 'call 2']);
+    expect(infos).toEqual([
+      { error: errors[0], attempt: 1, attemptsLeft: 2 },
+      { error: errors[1], attempt: 2, attemptsLeft: 1 },
+    ]);
+  });
+
+  it('counts NoEndpointsError as a failed attempt and picks again on the next one', async () => {
+    const source = new FakeEndpointer<string, string>([]);
+    const a = fakeEndpoint<string, string>('a', { resolve: 'a' });
+    const infos: RetryInfo[] = [];
+    const call = retry(roundRobin(source), {
+      ...base,
+      onRetry: (info) => {
+        infos.push(info);
+        if (info.attempt === 2) source.set([a]); // endpoints appear before attempt 3
+      },
+    });
+    await expect(call('x')).resolves.toBe('a');
+    expect(infos.map((i) => i.error)).toEqual([expect.any(NoEndpointsError), expect.any(NoEndpointsError)]);
+  });
+
+  it('with no endpoints at all, every attempt fails with NoEndpointsError', async () => {
+    const call = retry(roundRobin(new FakeEndpointer<string, string>([])), base);
+    const error = await rejection(call('x'));
+    expect(error.attempts).toBe(3);
+    expect(error.errors.every((e) => e instanceof NoEndpointsError)).toBe(true);
+    expect(error.cause).toBeInstanceOf(NoEndpointsError);
+  });
+
+  it('retries TypeErrors, synchronous throws and non-Error rejections like any failure', async () => {
+    const typeError = new TypeError('cannot read x of undefined');
+    const a = fakeEndpoint('a', { reject: typeError });
+    const b = fakeEndpoint('b', { throwSync: new Error('sync') });
+    const c = fakeEndpoint('c', { reject: 'a string' });
+    const error = await rejection(retry(roundRobin(new FakeEndpointer([a, b, c])), base)('x'));
+    expect(error.attempts).toBe(3);
+    expect(error.errors[0]).toBe(typeError);
+    expect(error.errors[1]!.message).toBe('sync');
+    expect(error.errors[2]).toBeInstanceOf(Error);
+    expect(error.errors[2]!.cause).toBe('a string');
+    expect(error.errors[2]!.message).toContain('"a string"');
+  });
+
+  it('a balancer that throws something else also counts as an attempt', async () => {
+    let picks = 0;
+    const a = fakeEndpoint('a', { resolve: 'ok' });
+    const balancer: Balancer<unknown, string> = {
+      endpoint() {
+        picks++;
+        if (picks === 1) throw new Error('balancer hiccup');
+        return a;
+      },
+    };
+    await expect(retry(balancer, base)('x')).resolves.toBe('ok');
+    expect(picks).toBe(2);
+  });
+
+  it('per-attempt timeout aborts the attempt signal, counts as a failed attempt, and the next attempt goes on', async () => {
+    const slow = fakeEndpoint('slow', 'hang');
+    const fast = fakeEndpoint('fast', { resolve: 'fast' });
+    const infos: RetryInfo[] = [];
+    const call = retry(roundRobin(new FakeEndpointer([slow, fast])), {
+      ...base,
+      perAttemptTimeoutMs: 50,
+      onRetry: (info) => infos.push(info),
+    });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(49);
+    expect(fast.calls.length).toBe(0);
+    expect(slow.abortsSeen).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect((await result.settled).value).toBe('fast');
+    expect(slow.abortsSeen.length).toBe(1);
+    const timeout = slow.abortsSeen[0] as TimeoutError;
+    expect(timeout).toBeInstanceOf(TimeoutError);
+    expect(timeout.name).toBe('TimeoutError');
+    expect(timeout.scope).toBe('attempt');
+    expect(timeout.timeoutMs).toBe(50);
+    expect(timeout.message).toBe('attempt 1 timed out after 50 ms');
+    expect(infos[0]!.error).toBe(timeout);
+    // The per-attempt timer of the successful attempt was cleared (afterEach checks the count).
+  });
+
+  it('per-attempt timeout fails the attempt even if the endpoint ignores its signal', async () => {
+    const deaf: Endpoint<string, string> = () => new Promise<string>(() => {});
+    const call = retry(roundRobin(new FakeEndpointer([deaf])), { ...base, perAttemptTimeoutMs: 20 });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(60);
+    const { error } = await result.settled;
+    expect(error).toBeInstanceOf(RetryError);
+    const retryError = error as RetryError;
+    expect(retryError.reason).toBe('exhausted');
+    expect(retryError.errors.map((e) => (e as TimeoutError).scope)).toEqual([
+      'attempt',
+      'attempt',
+      'attempt',
+    ]);
+  });
+
+  it('overall timeout rejects at once with all errors so far and aborts the in-flight attempt', async () => {
+    const first = new Error('first failed');
+    const a = fakeEndpoint('a', { reject: first });
+    const b = fakeEndpoint('b', 'hang');
+    const call = retry(roundRobin(new FakeEndpointer([a, b])), { ...base, timeoutMs: 100 });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(99);
+    expect(result.done).toBe(false);
+    expect(b.calls.length).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(result.done).toBe(true);
+    const error = (await result.settled).error as RetryError;
+    expect(error).toBeInstanceOf(RetryError);
+    expect(error.reason).toBe('timeout');
+    expect(error.cause).toBeInstanceOf(TimeoutError);
+    expect((error.cause as TimeoutError).scope).toBe('overall');
+    expect(error.errors).toEqual([first, error.cause]);
+    expect(error.attempts).toBe(2);
+    expect(error.message).toBe('gave up after 2 attempts (timeout): retry timed out after 100 ms overall');
+    // The in-flight attempt saw the abort, with the timeout as reason.
+    expect(b.abortsSeen).toEqual([error.cause]);
+    expect(b.calls[0]!.signal!.aborted).toBe(true);
+  });
+
+  it('overall timeout during a backoff delay ends at once, without another attempt', async () => {
+    const first = new Error('first failed');
+    const a = fakeEndpoint('a', { reject: first });
+    const call = retry(roundRobin(new FakeEndpointer([a])), {
+      maxAttempts: 5,
+      timeoutMs: 100,
+      backoff: { minDelayMs: 1000, randomize: false },
+    });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(result.done).toBe(true);
+    const error = (await result.settled).error as RetryError;
+    expect(error.reason).toBe('timeout');
+    expect(error.errors).toEqual([first]); // the timeout is not an attempt's error here
+    expect(error.cause).toBeInstanceOf(TimeoutError);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(a.calls.length).toBe(1);
+  });
+
+  it('the signal option aborts the call at once; the cause is the abort reason and the attempt sees it', async () => {
+    const controller = new AbortController();
+    const a = fakeEndpoint('a', 'hang');
+    const call = retry(roundRobin(new FakeEndpointer([a])), { ...base, signal: controller.signal });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(result.done).toBe(false);
+    const reason = new Error('shutting down');
+    controller.abort(reason);
+    const error = (await result.settled).error as RetryError;
+    expect(error).toBeInstanceOf(RetryError);
+    expect(error.reason).toBe('aborted');
+    expect(error.cause).toBe(reason);
+    expect(error.errors).toEqual([reason]);
+    expect(a.abortsSeen).toEqual([reason]);
+    expect(getEventListeners(controller.signal, 'abort').length).toBe(0);
+    // Calls made after the signal fired reject without an attempt.
+    const late = await rejection(call('y'));
+    expect(late.cause).toBe(reason);
+    expect(late.attempts).toBe(0);
+    expect(a.calls.length).toBe(1);
+  });
+
+  it('the per-call signal aborts that call at once, also during a backoff delay', async () => {
+    const controller = new AbortController();
+    const failure = new Error('down');
+    const a = fakeEndpoint('a', { reject: failure });
+    const call = retry(roundRobin(new FakeEndpointer([a])), {
+      maxAttempts: 5,
+      timeoutMs: 60_000,
+      backoff: { minDelayMs: 10_000, randomize: false },
+    });
+    const result = outcome(call('x', { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(a.calls.length).toBe(1);
+    controller.abort(); // default reason: a DOMException AbortError
+    const error = (await result.settled).error as RetryError;
+    expect(error.reason).toBe('aborted');
+    expect(error.cause).toBe(controller.signal.reason);
+    expect(error.cause.name).toBe('AbortError');
+    expect(error.errors).toEqual([failure]);
+    expect(getEventListeners(controller.signal, 'abort').length).toBe(0);
+  });
+
+  it('combines the signal option and the per-call signal: either one ends the call', async () => {
+    const shared = new AbortController();
+    const perCall = new AbortController();
+    const a = fakeEndpoint('a', 'hang');
+    const call = retry(roundRobin(new FakeEndpointer([a])), { ...base, signal: shared.signal });
+    const one = outcome(call('1', { signal: perCall.signal }));
+    const two = outcome(call('2'));
+    await vi.advanceTimersByTimeAsync(0);
+    perCall.abort(new Error('call 1 cancelled'));
+    expect(((await one.settled).error as RetryError).cause.message).toBe('call 1 cancelled');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(two.done).toBe(false);
+    shared.abort(new Error('all cancelled'));
+    expect(((await two.settled).error as RetryError).cause.message).toBe('all cancelled');
+    expect(a.abortsSeen.map((r) => (r as Error).message)).toEqual(['call 1 cancelled', 'all cancelled']);
+  });
+
+  it('an already-aborted per-call signal rejects without an attempt; a non-Error reason is wrapped', async () => {
+    const a = fakeEndpoint('a', { resolve: 'a' });
+    const error = await rejection(
+      retry(roundRobin(new FakeEndpointer([a])), base)('x', { signal: AbortSignal.abort('stop') }),
+    );
+    expect(a.calls.length).toBe(0);
+    expect(error.errors).toEqual([]);
+    expect(error.cause).toBeInstanceOf(Error);
+    expect(error.cause.cause).toBe('stop');
+    expect(error.message).toBe('gave up after 0 attempts (aborted): non-Error value: "stop"');
+  });
+
+  it('a successful call removes its listeners from the signals', async () => {
+    const shared = new AbortController();
+    const perCall = new AbortController();
+    const a = fakeEndpoint('a', { resolve: 'a' });
+    const call = retry(roundRobin(new FakeEndpointer([a])), { ...base, signal: shared.signal });
+    await expect(call('x', { signal: perCall.signal })).resolves.toBe('a');
+    expect(getEventListeners(shared.signal, 'abort').length).toBe(0);
+    expect(getEventListeners(perCall.signal, 'abort').length).toBe(0);
+    expect(getEventListeners(a.calls[0]!.signal!, 'abort').length).toBe(0);
+  });
+
+  it('rejects a per-call signal that is not an AbortSignal', async () => {
+    const call = retry(roundRobin(new FakeEndpointer([fakeEndpoint('a')])), base);
+    await expect(call('x', { signal: {} as never })).rejects.toThrow(
+      /options\.signal must be an AbortSignal/,
+    );
+  });
+
+  it('uses an injected clock for its timeouts', async () => {
+    const pending: { fn: () => void; ms: number; cancelled: boolean }[] = [];
+    const clock: Clock = {
+      now: () => 0,
+      setTimeout(fn, ms) {
+        const entry = { fn, ms, cancelled: false };
+        pending.push(entry);
+        return () => {
+          entry.cancelled = true;
+        };
+      },
+    };
+    const a = fakeEndpoint('a', 'hang');
+    const result = outcome(
+      retry(roundRobin(new FakeEndpointer([a])), { ...base, perAttemptTimeoutMs: 5, clock })('x'),
+    );
+    expect(pending.map((p) => p.ms)).toEqual([10_000, 5]);
+    pending[0]!.fn(); // the overall timeout fires
+    const error = (await result.settled).error as RetryError;
+    expect(error.reason).toBe('timeout');
+    expect(pending.every((p) => p.cancelled)).toBe(true);
+  });
+});
+
+describe('retry option validation', () => {
+  const balancer = roundRobin(new FakeEndpointer([fakeEndpoint('a')]));
+  it.each([
+    [{ ...base, maxAttempts: 0 }, /maxAttempts must be an integer >= 1, got number 0/],
+    [{ ...base, maxAttempts: 1.5 }, /maxAttempts.*1\.5/],
+    [{ ...base, maxAttempts: Number.POSITIVE_INFINITY }, /maxAttempts/],
+    [{ ...base, timeoutMs: 0 }, /timeoutMs must be .* got number 0/],
+    [{ ...base, timeoutMs: Number.NaN }, /timeoutMs.*NaN/],
+    [{ ...base, timeoutMs: 2 ** 31 }, /timeoutMs/],
+    [{ maxAttempts: 2 }, /timeoutMs.*got undefined/],
+    [{ ...base, perAttemptTimeoutMs: -5 }, /perAttemptTimeoutMs.*-5/],
+    [{ ...base, backoff: { minDelayMs: -1 } }, /backoff\.minDelayMs/],
+    [
+      { ...base, backoff: { minDelayMs: 100, maxDelayMs: 50 } },
+      /backoff\.maxDelayMs must be .*>= minDelayMs \(100\)/,
+    ],
+    [{ ...base, backoff: { factor: 0.5 } }, /backoff\.factor.*0\.5/],
+    [{ ...base, backoff: { randomize: 'yes' } }, /backoff\.randomize/],
+    [{ ...base, backoff: true }, /backoff must be an object or false, got boolean true/],
+    [{ ...base, shouldRetry: 'no' }, /shouldRetry must be a function/],
+    [{ ...base, onRetry: 1 }, /onRetry must be a function/],
+    [{ ...base, signal: {} }, /signal must be an AbortSignal/],
+    [{ ...base, clock: {} }, /clock must be a Clock/],
+  ])('rejects %o', (options, message) => {
+    expect(() => retry(balancer, options as never)).toThrow(TypeError);
+    expect(() => retry(balancer, options as never)).toThrow(message);
+  });
+
+  it('rejects a missing balancer or options', () => {
+    expect(() => retry({} as never, base)).toThrow(/expected a Balancer/);
+    expect(() => retry(balancer, undefined as never)).toThrow(/expected an options object, got undefined/);
+  });
+
+  it('accepts Infinity as maxDelayMs and a large minDelayMs without maxDelayMs', () => {
+    expect(() =>
+      retry(balancer, { ...base, backoff: { maxDelayMs: Number.POSITIVE_INFINITY } }),
+    ).not.toThrow();
+    expect(() => retry(balancer, { ...base, backoff: { minDelayMs: 5000 } })).not.toThrow();
+  });
+});
+
+describe('retry (real timers: the behaviour under test is a timeout)', () => {
+  it('overall timeout does not wait for an endpoint that ignores its signal', async () => {
+    const deaf: Endpoint<string, string> = () => new Promise<string>(() => {});
+    const call = retry(roundRobin(new FakeEndpointer([deaf])), { maxAttempts: 3, timeoutMs: 30 });
+    const started = performance.now();
+    const error = await rejection(call('x'));
+    const elapsed = performance.now() - started;
+    expect(error.reason).toBe('timeout');
+    expect(error.attempts).toBe(1);
+    expect(elapsed).toBeGreaterThanOrEqual(25);
+    expect(elapsed).toBeLessThan(1000);
+  });
+});

@@ -1,0 +1,369 @@
+import type { Clock, Endpoint, EndpointOptions } from '@sdkit/sd-core';
+import pRetry from 'p-retry';
+import type { Balancer } from './balancer.js';
+import { typeName } from './balancer.js';
+import { RetryError, type RetryGiveUpReason, TimeoutError, toError } from './errors.js';
+
+/**
+ * Exponential backoff between attempts, computed by p-retry. The delay before retry r (r = 1 for the first retry)
+ * is `min(maxDelayMs, round(j · minDelayMs · factor^(r−1)))`, where j is a random number in [1, 2) when
+ * `randomize` is on and 1 otherwise. Each field maps to the p-retry option named in its doc. The overall
+ * `timeoutMs` still applies: a pending delay is cut short when it runs out.
+ *
+ * Defaults: `{ minDelayMs: 10, maxDelayMs: 1000, factor: 2, randomize: true }`, i.e. about 10–20 ms, 20–40 ms,
+ * 40–80 ms, … capped at 1 s. Pass `backoff: false` to {@link retry} to retry immediately.
+ */
+export interface BackoffOptions {
+  /** Delay before the first retry, ms (p-retry `minTimeout`). Finite, ≥ 0. Default 10. */
+  readonly minDelayMs?: number;
+  /**
+   * Upper bound of any delay, ms (p-retry `maxTimeout`). ≥ `minDelayMs`; may be `Infinity`. Default 1000 (or
+   * `minDelayMs` if that is larger).
+   */
+  readonly maxDelayMs?: number;
+  /** Growth of the delay per retry (p-retry `factor`). Finite, ≥ 1. Default 2. */
+  readonly factor?: number;
+  /** Multiplies each delay by a random factor in [1, 2) (full jitter upwards; p-retry `randomize`). Default true. */
+  readonly randomize?: boolean;
+}
+
+/** What {@link RetryOptions.onRetry} is told before a retry. */
+export interface RetryInfo {
+  /** The error of the attempt that just failed. */
+  readonly error: Error;
+  /** The number of the attempt that just failed, from 1. The next attempt is `attempt + 1`. */
+  readonly attempt: number;
+  /** Attempts still allowed, including the one about to be made (≥ 1). */
+  readonly attemptsLeft: number;
+}
+
+/** Options of {@link retry}. */
+export interface RetryOptions {
+  /** Attempts in all, the first included (go-kit's `max`). An integer ≥ 1; 1 means no retry. */
+  readonly maxAttempts: number;
+  /**
+   * Time limit of the whole call, attempts and backoff delays included (go-kit's `timeout`), ms. When it runs out
+   * the call rejects at once with a {@link RetryError} whose cause is a {@link TimeoutError} (scope `'overall'`),
+   * and the in-flight attempt's signal is aborted with that error. Finite, > 0, ≤ 2³¹−1.
+   */
+  readonly timeoutMs: number;
+  /**
+   * Time limit of each attempt, ms. When it runs out the attempt's signal is aborted with a {@link TimeoutError}
+   * (scope `'attempt'`), the attempt fails at once with it (without waiting for the endpoint to notice) and is
+   * retried like any failure. Finite, > 0, ≤ 2³¹−1. Default: none (only `timeoutMs` applies).
+   */
+  readonly perAttemptTimeoutMs?: number;
+  /** Delays between attempts; `false` for none. See {@link BackoffOptions} for the defaults. */
+  readonly backoff?: BackoffOptions | false;
+  /**
+   * Whether to retry after `error`, the error of attempt number `attempt` (from 1). Returning false (or throwing)
+   * stops at once: the call rejects with a {@link RetryError} (reason `'not-retryable'`; if it threw, the thrown
+   * error is the cause). Not called after the last allowed attempt. Default: retry every error (including
+   * {@link NoEndpointsError}, since endpoints may appear, and TypeErrors, which p-retry alone would not retry).
+   */
+  readonly shouldRetry?: (error: Error, attempt: number) => boolean;
+  /**
+   * Called before each retry (after `shouldRetry` agreed, before the backoff delay), e.g. to log or count. If it
+   * throws, retrying stops as if `shouldRetry` had thrown. Its return value is ignored.
+   */
+  readonly onRetry?: (info: RetryInfo) => void;
+  /**
+   * Ends every call made through this endpoint at once when it fires (e.g. a shutdown signal), like the per-call
+   * `options.signal`: the call rejects with a {@link RetryError} whose cause is the signal's reason, and the
+   * in-flight attempt's signal is aborted with it. Calls made after it fired reject at once without an attempt.
+   */
+  readonly signal?: AbortSignal;
+  /** Time source of `timeoutMs` and `perAttemptTimeoutMs` (not of the backoff delays, which p-retry times itself). */
+  readonly clock?: Clock;
+}
+
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** How many more times an attempt asks the balancer when it offers an endpoint that already failed in this call. */
+const REPICKS = 4;
+
+/**
+ * One endpoint from `balancer`, preferring one not in `failed` (the endpoints that failed earlier in the same
+ * call): asks again up to {@link REPICKS} times, then takes what it gets. Costs nothing before a failure.
+ */
+function pickAvoiding<Req, Res>(
+  balancer: Balancer<Req, Res>,
+  failed: readonly Endpoint<Req, Res>[] | undefined,
+): Endpoint<Req, Res> {
+  let endpoint = balancer.endpoint();
+  if (failed === undefined) return endpoint;
+  for (let i = 0; i < REPICKS && failed.includes(endpoint); i++) endpoint = balancer.endpoint();
+  return endpoint;
+}
+
+const DEFAULT_BACKOFF = { minDelayMs: 10, maxDelayMs: 1000, factor: 2, randomize: true } as const;
+
+/** The real clock (same as sd-core's `systemClock`): unref'd timers, so nothing keeps the process alive. */
+const realClock: Clock = {
+  now: () => performance.now(),
+  setTimeout(fn, ms) {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
+
+/**
+ * Carries an attempt's error through p-retry, so that p-retry treats every failure alike (on its own it would not
+ * retry TypeErrors, and would replace non-Error values): our `shouldRetry` alone decides.
+ */
+class AttemptFailure extends Error {
+  readonly error: Error;
+  constructor(error: Error) {
+    super(error.message);
+    this.error = error;
+  }
+}
+
+/**
+ * Wraps a {@link Balancer} into one {@link Endpoint} that retries failed calls (go-kit's `lb.Retry`, on p-retry).
+ *
+ * Each attempt picks a fresh endpoint from the balancer, so a retry goes to another instance when the balancer
+ * offers one; a {@link NoEndpointsError} from the balancer counts as a failed attempt. A retry avoids endpoints that
+ * already failed in the same call: when the balancer offers one, it is asked again (up to 4 more times) before the
+ * attempt settles for it — with concurrent callers sharing a round-robin, one caller could otherwise land on the
+ * same dead instance every time. Each attempt gets its own
+ * `options.signal`, aborted on a per-attempt timeout, on the overall timeout and on the caller's abort.
+ *
+ * The returned endpoint resolves with the first successful attempt's result. Otherwise it rejects — always with a
+ * {@link RetryError} holding every attempt's error in order and the final reason as `cause` — when:
+ * - `maxAttempts` attempts failed (reason `'exhausted'`, cause = last error);
+ * - `shouldRetry` returned false or threw (reason `'not-retryable'`);
+ * - `timeoutMs` ran out (reason `'timeout'`, cause = {@link TimeoutError});
+ * - the `signal` option or the call's `options.signal` fired (reason `'aborted'`, cause = the signal's reason).
+ *
+ * Timeouts and aborts end the call at once: it does not wait for the in-flight attempt (whose signal is aborted)
+ * or for a backoff delay. Once a call has settled it leaves no timer and no listener behind, and the endpoints are
+ * never called again for it.
+ *
+ * @throws TypeError (synchronously, from `retry` itself) for a bad balancer or option, naming the bad value. The
+ *   returned endpoint rejects with a TypeError if `options.signal` is not an AbortSignal.
+ */
+export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOptions): Endpoint<Req, Res> {
+  if (typeof balancer !== 'object' || balancer === null || typeof balancer.endpoint !== 'function') {
+    throw new TypeError(`retry: expected a Balancer (an object with endpoint()), got ${typeName(balancer)}`);
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`retry: expected an options object, got ${typeName(options)}`);
+  }
+  const { maxAttempts, timeoutMs, perAttemptTimeoutMs, shouldRetry, onRetry, signal } = options;
+  if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
+    throw new TypeError(`retry: maxAttempts must be an integer >= 1, got ${typeName(maxAttempts)}`);
+  }
+  assertTimerMs('timeoutMs', timeoutMs);
+  if (perAttemptTimeoutMs !== undefined) assertTimerMs('perAttemptTimeoutMs', perAttemptTimeoutMs);
+  if (shouldRetry !== undefined && typeof shouldRetry !== 'function') {
+    throw new TypeError(`retry: shouldRetry must be a function, got ${typeName(shouldRetry)}`);
+  }
+  if (onRetry !== undefined && typeof onRetry !== 'function') {
+    throw new TypeError(`retry: onRetry must be a function, got ${typeName(onRetry)}`);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`retry: signal must be an AbortSignal, got ${typeName(signal)}`);
+  }
+  const clock = options.clock ?? realClock;
+  if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
+    throw new TypeError(`retry: clock must be a Clock, got ${typeName(clock)}`);
+  }
+  const backoff = backoffToPRetry(options.backoff);
+
+  return (request: Req, callOptions?: EndpointOptions): Promise<Res> => {
+    const callSignal = callOptions?.signal;
+    if (callSignal !== undefined && !(callSignal instanceof AbortSignal)) {
+      return Promise.reject(
+        new TypeError(`retry: options.signal must be an AbortSignal, got ${typeName(callSignal)}`),
+      );
+    }
+    const alreadyAborted = signal?.aborted ? signal : callSignal?.aborted ? callSignal : undefined;
+    if (alreadyAborted) {
+      return Promise.reject(
+        new RetryError({ errors: [], cause: toError(alreadyAborted.reason), reason: 'aborted' }),
+      );
+    }
+
+    return new Promise<Res>((resolve, reject) => {
+      /** One error per attempt made, in order. */
+      const errors: Error[] = [];
+      /** Aborted when we give up early: stops p-retry (cuts its backoff delay short). */
+      const stop = new AbortController();
+      let settled = false;
+      /** The in-flight attempt's controller, if any, and its timer. */
+      let attemptController: AbortController | undefined;
+      let cancelAttemptTimer: (() => void) | undefined;
+      /** Set when shouldRetry said no, or a callback threw (then the thrown error is the cause). */
+      let notRetryable = false;
+      let failedEndpoints: Endpoint<Req, Res>[] | undefined;
+      let callbackError: Error | undefined;
+
+      const onAbort = (event: Event): void => {
+        giveUp(toError((event.target as AbortSignal).reason), 'aborted');
+      };
+      signal?.addEventListener('abort', onAbort);
+      callSignal?.addEventListener('abort', onAbort);
+      const cancelOverallTimer = clock.setTimeout(
+        () => giveUp(new TimeoutError('overall', timeoutMs), 'timeout'),
+        timeoutMs,
+      );
+
+      function settle(): void {
+        settled = true;
+        cancelOverallTimer();
+        cancelAttemptTimer?.();
+        cancelAttemptTimer = undefined;
+        signal?.removeEventListener('abort', onAbort);
+        callSignal?.removeEventListener('abort', onAbort);
+      }
+
+      /** Ends the call now (timeout or abort), aborting the in-flight attempt with `cause`. */
+      function giveUp(cause: Error, reason: RetryGiveUpReason): void {
+        if (settled) return;
+        settle();
+        const inFlight = attemptController;
+        attemptController = undefined;
+        if (inFlight) errors.push(cause);
+        const error = new RetryError({ errors, cause, reason });
+        inFlight?.abort(cause);
+        stop.abort(cause);
+        reject(error);
+      }
+
+      function endAttempt(controller: AbortController, listener: () => void): void {
+        controller.signal.removeEventListener('abort', listener);
+        if (attemptController !== controller) return; // the call gave up meanwhile
+        attemptController = undefined;
+        cancelAttemptTimer?.();
+        cancelAttemptTimer = undefined;
+      }
+
+      function attempt(attemptNumber: number): Promise<Res> {
+        if (settled) return Promise.reject(new AttemptFailure(toError(stop.signal.reason)));
+        let picked: Endpoint<Req, Res> | undefined;
+        const controller = new AbortController();
+        attemptController = controller;
+        if (perAttemptTimeoutMs !== undefined) {
+          cancelAttemptTimer = clock.setTimeout(
+            () =>
+              controller.abort(
+                new TimeoutError(
+                  'attempt',
+                  perAttemptTimeoutMs,
+                  `attempt ${attemptNumber} timed out after ${perAttemptTimeoutMs} ms`,
+                ),
+              ),
+            perAttemptTimeoutMs,
+          );
+        }
+        return new Promise<Res>((resolveAttempt, rejectAttempt) => {
+          const onAttemptAbort = (): void => {
+            endAttempt(controller, onAttemptAbort);
+            rejectAttempt(controller.signal.reason);
+          };
+          controller.signal.addEventListener('abort', onAttemptAbort);
+          let pending: PromiseLike<Res> | Res;
+          try {
+            picked = pickAvoiding(balancer, failedEndpoints);
+            pending = picked(request, { signal: controller.signal });
+          } catch (error) {
+            pending = Promise.reject(error);
+          }
+          Promise.resolve(pending).then(
+            (value) => {
+              endAttempt(controller, onAttemptAbort);
+              resolveAttempt(value);
+            },
+            (error: unknown) => {
+              endAttempt(controller, onAttemptAbort);
+              rejectAttempt(error);
+            },
+          );
+        }).catch((error: unknown) => {
+          const failure = toError(error);
+          if (picked) (failedEndpoints ??= []).push(picked);
+          if (!settled) errors.push(failure);
+          throw new AttemptFailure(failure);
+        });
+      }
+
+      pRetry(attempt, {
+        retries: maxAttempts - 1,
+        ...backoff,
+        unref: true,
+        signal: stop.signal,
+        shouldRetry: ({ error, attemptNumber, retriesLeft }) => {
+          if (settled) return false;
+          const failure = error instanceof AttemptFailure ? error.error : error;
+          try {
+            if (shouldRetry !== undefined && !shouldRetry(failure, attemptNumber)) {
+              notRetryable = true;
+              return false;
+            }
+            onRetry?.({ error: failure, attempt: attemptNumber, attemptsLeft: retriesLeft });
+          } catch (thrown) {
+            callbackError = toError(thrown);
+            return false;
+          }
+          return !settled; // a callback may have aborted the call
+        },
+      }).then(
+        (value) => {
+          if (settled) return;
+          settle();
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (settled) return;
+          settle();
+          const cause = callbackError ?? (error instanceof AttemptFailure ? error.error : toError(error));
+          const reason = callbackError || notRetryable ? 'not-retryable' : 'exhausted';
+          reject(new RetryError({ errors, cause, reason }));
+        },
+      );
+    });
+  };
+}
+
+function assertTimerMs(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !(value > 0 && value <= MAX_TIMER_MS)) {
+    throw new TypeError(`retry: ${name} must be a number of ms in (0, 2^31-1], got ${typeName(value)}`);
+  }
+}
+
+interface PRetryBackoff {
+  minTimeout: number;
+  maxTimeout: number;
+  factor: number;
+  randomize: boolean;
+}
+
+function backoffToPRetry(backoff: BackoffOptions | false | undefined): PRetryBackoff {
+  if (backoff === false) return { minTimeout: 0, maxTimeout: 0, factor: 1, randomize: false };
+  if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
+    throw new TypeError(`retry: backoff must be an object or false, got ${typeName(backoff)}`);
+  }
+  const minDelayMs = backoff?.minDelayMs ?? DEFAULT_BACKOFF.minDelayMs;
+  const maxDelayMs = backoff?.maxDelayMs ?? Math.max(DEFAULT_BACKOFF.maxDelayMs, minDelayMs);
+  const factor = backoff?.factor ?? DEFAULT_BACKOFF.factor;
+  const randomize = backoff?.randomize ?? DEFAULT_BACKOFF.randomize;
+  if (typeof minDelayMs !== 'number' || !(minDelayMs >= 0 && minDelayMs <= MAX_TIMER_MS)) {
+    throw new TypeError(
+      `retry: backoff.minDelayMs must be a number of ms in [0, 2^31-1], got ${typeName(minDelayMs)}`,
+    );
+  }
+  if (typeof maxDelayMs !== 'number' || Number.isNaN(maxDelayMs) || maxDelayMs < minDelayMs) {
+    throw new TypeError(
+      `retry: backoff.maxDelayMs must be a number >= minDelayMs (${minDelayMs}), got ${typeName(maxDelayMs)}`,
+    );
+  }
+  if (typeof factor !== 'number' || !(factor >= 1 && Number.isFinite(factor))) {
+    throw new TypeError(`retry: backoff.factor must be a finite number >= 1, got ${typeName(factor)}`);
+  }
+  if (typeof randomize !== 'boolean') {
+    throw new TypeError(`retry: backoff.randomize must be a boolean, got ${typeName(randomize)}`);
+  }
+  return { minTimeout: minDelayMs, maxTimeout: Math.min(maxDelayMs, MAX_TIMER_MS), factor, randomize };
+}
