@@ -28,8 +28,9 @@ export default defineConfig({
           globalSetup: ['./test/harness/src/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
-          // Real servers: keep the two cores for the processes under test.
+          // Real servers: keep the two cores for the processes under test. Runs after the unit project.
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

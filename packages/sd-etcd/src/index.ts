@@ -4,8 +4,15 @@
  * and a client factory that fixes what `etcd3` leaves out (dial timeout, clear auth errors).
  * @packageDocumentation
  */
-export { createEtcdClient, type EtcdClient, type EtcdClientOptions } from './client.js';
+export {
+  createEtcdClient,
+  type EtcdClient,
+  EtcdClientError,
+  type EtcdClientErrorReason,
+  type EtcdClientOptions,
+  type PemSource,
+} from './client.js';
 export { type Codec, codecs } from './codecs.js';
 export { EtcdInstancer, type EtcdInstancerOptions } from './instancer.js';
 export { EtcdRegistrar, type EtcdRegistrarOptions } from './registrar.js';
-export { deregisterOnSignals, type DeregisterOnSignalsOptions } from './shutdown.js';
+export { type DeregisterOnSignalsOptions, deregisterOnSignals } from './shutdown.js';
