@@ -3,11 +3,21 @@
  * FixedInstancer and the embedded MemoryRegistry. Test doubles live in `@sdkit/sd-core/testing`.
  * @packageDocumentation
  */
+
+export { type EndpointerOptions, endpointer } from './endpointer.js';
+export { FixedInstancer } from './fixed-instancer.js';
+export { byKey, InstanceCache, type InstanceUpdate, sameInstance } from './instance-cache.js';
+export {
+  type MemoryRegistrar,
+  type MemoryRegistrarOptions,
+  MemoryRegistry,
+  type MemoryRegistryOptions,
+} from './memory-registry.js';
 export type {
   Clock,
   Endpoint,
-  EndpointOptions,
   Endpointer,
+  EndpointOptions,
   Factory,
   FactoryResult,
   Instance,
@@ -19,11 +29,3 @@ export type {
   RegistrarState,
 } from './types.js';
 export { silentLogger, systemClock } from './types.js';
-export { byKey, InstanceCache, type InstanceUpdate, sameInstance } from './instance-cache.js';
-export { type EndpointerOptions, endpointer } from './endpointer.js';
-export { FixedInstancer } from './fixed-instancer.js';
-export {
-  MemoryRegistry,
-  type MemoryRegistrarOptions,
-  type MemoryRegistryOptions,
-} from './memory-registry.js';

@@ -24,6 +24,10 @@ export class InstanceCache {
   readonly #subject = new ReplaySubject<InstancerEvent>(1);
   #current: InstancerEvent | undefined;
   #closed = false;
+  // Events (and the completion, as `null`) waiting to be delivered: an update made by a subscriber while an event
+  // is being delivered is queued, so every subscriber sees every event in order and ends on the latest.
+  readonly #outbox: (InstancerEvent | null)[] = [];
+  #delivering = false;
 
   /** Hot; replays the latest event; never errors; completes after {@link InstanceCache.close}. */
   readonly events$: Observable<InstancerEvent> = this.#subject.asObservable();
@@ -94,7 +98,7 @@ export class InstanceCache {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#subject.complete();
+    this.#deliver(null);
   }
 
   #apply(put: readonly Instance[], del: readonly string[]): void {
@@ -122,7 +126,9 @@ export class InstanceCache {
     added.sort(byKey);
     removed.sort(byKey);
     const instances =
-      added.length === 0 && removed.length === 0 && prev ? prev.instances : merge(prev?.instances ?? EMPTY, added, removed);
+      added.length === 0 && removed.length === 0 && prev
+        ? prev.instances
+        : merge(prev?.instances ?? EMPTY, added, removed);
     const changes: InstanceChanges | undefined = prev
       ? Object.freeze({ since: prev, added: Object.freeze(added), removed: Object.freeze(removed) })
       : undefined;
@@ -132,7 +138,21 @@ export class InstanceCache {
   #emit(event: InstancerEvent): void {
     const frozen = Object.freeze(event);
     this.#current = frozen;
-    this.#subject.next(frozen);
+    this.#deliver(frozen);
+  }
+
+  #deliver(item: InstancerEvent | null): void {
+    this.#outbox.push(item);
+    if (this.#delivering) return;
+    this.#delivering = true;
+    try {
+      for (let next = this.#outbox.shift(); next !== undefined; next = this.#outbox.shift()) {
+        if (next === null) this.#subject.complete();
+        else this.#subject.next(next);
+      }
+    } finally {
+      this.#delivering = false;
+    }
   }
 }
 
@@ -144,7 +164,11 @@ export function byKey(a: Instance, b: Instance): number {
 }
 
 /** New frozen sorted array: `prev` minus the keys of `removed`, plus `added` (both sorted by key). */
-function merge(prev: readonly Instance[], added: readonly Instance[], removed: readonly Instance[]): readonly Instance[] {
+function merge(
+  prev: readonly Instance[],
+  added: readonly Instance[],
+  removed: readonly Instance[],
+): readonly Instance[] {
   const out: Instance[] = new Array(prev.length - removed.length + added.length);
   let i = 0;
   let r = 0;
@@ -191,7 +215,9 @@ function deepEqual(a: unknown, b: unknown): boolean {
 
 function assertInstance(instance: Instance): void {
   if (typeof instance?.key !== 'string' || instance.key === '') {
-    throw new TypeError(`sdkit: an instance needs a non-empty string key (got ${JSON.stringify(instance?.key)})`);
+    throw new TypeError(
+      `sdkit: an instance needs a non-empty string key (got ${JSON.stringify(instance?.key)})`,
+    );
   }
   if (typeof instance.address !== 'string' || instance.address === '') {
     throw new TypeError(`sdkit: instance ${JSON.stringify(instance.key)} needs a non-empty string address`);

@@ -72,7 +72,10 @@ export interface EndpointOptions {
 }
 
 /** A callable remote operation (go-kit's `endpoint.Endpoint`): one request in, one response out. */
-export type Endpoint<Req = unknown, Res = unknown> = (request: Req, options?: EndpointOptions) => Promise<Res>;
+export type Endpoint<Req = unknown, Res = unknown> = (
+  request: Req,
+  options?: EndpointOptions,
+) => Promise<Res>;
 
 /** What a {@link Factory} makes for one instance: the endpoint, and how to release what backs it. */
 export interface FactoryResult<Req = unknown, Res = unknown> {
@@ -156,12 +159,25 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): () => void;
 }
 
-/** The real clock: `performance.now()` and unref'd `setTimeout`. */
+/** Longest delay Node's `setTimeout` honours; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * The real clock: `performance.now()` and unref'd `setTimeout`. Delays longer than Node's limit (~24.8 days) are
+ * chained rather than clamped to 1 ms; `Infinity` never fires.
+ */
 export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
   setTimeout(fn: () => void, ms: number): () => void {
-    const t = setTimeout(fn, ms);
-    t.unref();
+    let t: ReturnType<typeof setTimeout>;
+    const arm = (remaining: number) => {
+      t =
+        remaining > MAX_TIMER_MS
+          ? setTimeout(() => arm(remaining - MAX_TIMER_MS), MAX_TIMER_MS)
+          : setTimeout(fn, remaining);
+      t.unref();
+    };
+    arm(ms);
     return () => clearTimeout(t);
   },
 });

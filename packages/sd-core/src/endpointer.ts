@@ -1,0 +1,502 @@
+import { type Observable, ReplaySubject, type Subscription } from 'rxjs';
+import { sameInstance } from './instance-cache.js';
+import {
+  type Clock,
+  type Endpoint,
+  type Endpointer,
+  type Factory,
+  type FactoryResult,
+  type Instance,
+  type Instancer,
+  type InstancerEvent,
+  type Logger,
+  silentLogger,
+  systemClock,
+} from './types.js';
+
+/** Options of {@link endpointer}. */
+export interface EndpointerOptions {
+  /**
+   * What to do while the instancer reports an error. Absent (the default) or `Infinity`: keep serving the last
+   * known endpoints for as long as it fails. A number of ms: drop (and close) every endpoint that long after the
+   * FIRST error of a failure streak (later errors do not restart the countdown); a good event before then cancels
+   * it, and a good event after it builds the endpoints again. `0` drops them at once on error.
+   */
+  readonly invalidateOnErrorMs?: number;
+  /** Where factory and close failures are reported (`warn`/`error`, with the instance `key`). Default: silent. */
+  readonly logger?: Logger;
+  /** Time source for `invalidateOnErrorMs`. Default {@link systemClock} (its timers do not keep the process alive). */
+  readonly clock?: Clock;
+}
+
+/**
+ * Follows `instancer` and keeps one endpoint per instance, made by `factory` (go-kit's `sd.NewEndpointer`).
+ *
+ * - The factory is called exactly once per new instance (by key). An instance whose address or metadata changed is
+ *   a replacement: the old endpoint is closed and a new one made. Endpoints of unchanged instances are reused.
+ * - A factory that throws, rejects, or returns no `endpoint` function skips that instance (logged as a warning with
+ *   its key) and is called again for it on the next instancer event, whatever that event is.
+ * - Async factories: results are published as they resolve. A result whose instance was removed or replaced
+ *   meanwhile, or that resolves after `close()`, is closed and never published.
+ * - Duplicate keys in an event (a source breaking the contract) never give duplicate endpoints: the last wins.
+ * - `close` of a {@link FactoryResult} is called exactly once, when its instance goes away, when the endpoints are
+ *   invalidated, or on `close()`. Its errors (thrown or rejected) are logged, never thrown.
+ * - Errors from the instancer keep the last known endpoints, unless `invalidateOnErrorMs` says otherwise.
+ * - `endpoints()` is O(1): a frozen array, ordered by instance key, rebuilt only when the set changes (so the same
+ *   array is returned until then). Events that carry `changes` from the event processed just before are applied in
+ *   time proportional to the change; others are diffed against the current set.
+ * - `endpoints$` is hot, starts with the current snapshot for each subscriber, emits each new snapshot, and
+ *   completes after `close()` (having emitted an empty one).
+ * - `close()` unsubscribes (it does not stop the instancer, which it does not own), closes every endpoint, waits
+ *   for pending factory calls to settle (closing what they return) and for every close to finish. Idempotent.
+ *   If the instancer completes, the endpointer keeps its last endpoints until `close()`.
+ *
+ * @throws TypeError if `instancer` has no `events$`, `factory` is not a function, `invalidateOnErrorMs` is
+ *   negative or NaN, or `logger`/`clock` is not one.
+ */
+export function endpointer<Req = unknown, Res = unknown>(
+  instancer: Instancer,
+  factory: Factory<Req, Res>,
+  options: EndpointerOptions = {},
+): Endpointer<Req, Res> {
+  if (
+    typeof instancer !== 'object' ||
+    instancer === null ||
+    typeof (instancer as { events$?: { subscribe?: unknown } }).events$?.subscribe !== 'function'
+  ) {
+    throw new TypeError(
+      `endpointer: expected an Instancer (an object with events$), got ${describe(instancer)}`,
+    );
+  }
+  if (typeof factory !== 'function') {
+    throw new TypeError(`endpointer: factory must be a function, got ${describe(factory)}`);
+  }
+  const { invalidateOnErrorMs, logger, clock } = options;
+  if (logger !== undefined && typeof logger?.warn !== 'function') {
+    throw new TypeError(
+      `endpointer: logger must be a Logger (debug/info/warn/error), got ${describe(logger)}`,
+    );
+  }
+  if (clock !== undefined && (typeof clock?.setTimeout !== 'function' || typeof clock.now !== 'function')) {
+    throw new TypeError(`endpointer: clock must be a Clock (now, setTimeout), got ${describe(clock)}`);
+  }
+  if (
+    invalidateOnErrorMs !== undefined &&
+    (typeof invalidateOnErrorMs !== 'number' || Number.isNaN(invalidateOnErrorMs) || invalidateOnErrorMs < 0)
+  ) {
+    throw new TypeError(
+      `endpointer: invalidateOnErrorMs must be a number >= 0 (or absent), got ${describe(invalidateOnErrorMs)}`,
+    );
+  }
+  return new DefaultEndpointer(instancer, factory, options);
+}
+
+type EntryState = 'pending' | 'ready' | 'failed' | 'retired';
+
+/** One instance version the endpointer wants an endpoint for. */
+interface Entry<Req, Res> {
+  readonly instance: Instance;
+  state: EntryState;
+  result?: FactoryResult<Req, Res>;
+}
+
+const EMPTY: readonly never[] = Object.freeze([]);
+
+class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
+  readonly #factory: Factory<Req, Res>;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #invalidateMs: number | undefined;
+
+  /** One entry per key of the applied instance set, whatever its state. */
+  readonly #entries = new Map<string, Entry<Req, Res>>();
+  /** Entries whose factory failed: tried again on the next event. */
+  readonly #failed = new Set<Entry<Req, Res>>();
+  /** The event whose instance set `#entries` holds; `undefined` before the first and after an invalidation. */
+  #applied: InstancerEvent | undefined;
+
+  /** Ready entries, sorted by key; `#snapshot[i]` is `#ready[i].result.endpoint`. */
+  #ready: readonly Entry<Req, Res>[] = EMPTY;
+  #snapshot: readonly Endpoint<Req, Res>[] = EMPTY;
+  /** Changes of the ready set not yet in `#ready`: key → the new ready entry, or `null` for "none". */
+  readonly #dirty = new Map<string, Entry<Req, Res> | null>();
+  #flushScheduled = false;
+
+  readonly #subject = new ReplaySubject<readonly Endpoint<Req, Res>[]>(1);
+  #published: readonly Endpoint<Req, Res>[] | undefined;
+  #publishing = false;
+  #completeAfterPublish = false;
+
+  #inError = false;
+  #invalidated = false;
+  #cancelInvalidation: (() => void) | undefined;
+
+  readonly #queue: InstancerEvent[] = [];
+  #processing = false;
+  readonly #pendingFactories = new Set<Promise<void>>();
+  readonly #pendingCloses = new Set<Promise<void>>();
+  #subscription: Subscription | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  readonly endpoints$: Observable<readonly Endpoint<Req, Res>[]> = this.#subject.asObservable();
+
+  constructor(instancer: Instancer, factory: Factory<Req, Res>, options: EndpointerOptions) {
+    this.#factory = factory;
+    this.#logger = options.logger ?? silentLogger;
+    this.#clock = options.clock ?? systemClock;
+    this.#invalidateMs = options.invalidateOnErrorMs === Infinity ? undefined : options.invalidateOnErrorMs;
+    this.#publish();
+    const subscription = instancer.events$.subscribe({
+      next: (event) => this.#onEvent(event),
+      error: (err: unknown) => this.#onSourceError(err),
+    });
+    if (this.#closed) subscription.unsubscribe();
+    else this.#subscription = subscription;
+  }
+
+  endpoints(): readonly Endpoint<Req, Res>[] {
+    return this.#snapshot;
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#subscription?.unsubscribe();
+    this.#subscription = undefined;
+    this.#cancelInvalidation?.();
+    this.#cancelInvalidation = undefined;
+    this.#queue.length = 0;
+    this.#retireAll();
+    this.#dirty.clear();
+    this.#ready = EMPTY;
+    this.#snapshot = EMPTY;
+    this.#completeAfterPublish = true;
+    this.#publish();
+    this.#closing = this.#drain();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Waits until no factory call or close is in flight (a settling factory may start a close). */
+  async #drain(): Promise<void> {
+    while (this.#pendingFactories.size > 0 || this.#pendingCloses.size > 0) {
+      await Promise.allSettled([...this.#pendingFactories, ...this.#pendingCloses]);
+    }
+  }
+
+  // ---- events -------------------------------------------------------------------------------------------------
+
+  #onEvent(event: InstancerEvent): void {
+    if (this.#closed) return;
+    this.#queue.push(event);
+    // An event that arrives while one is processed (a factory or subscriber driving the instancer) waits its turn.
+    if (this.#processing) return;
+    this.#processing = true;
+    try {
+      for (let next = this.#queue.shift(); next !== undefined && !this.#closed; next = this.#queue.shift()) {
+        try {
+          this.#process(next);
+        } catch (err) {
+          // Only a source breaking the contract (a malformed event) gets here; keep going with the next one.
+          this.#logger.error({ err }, 'sdkit endpointer: could not apply an instancer event');
+        }
+      }
+    } finally {
+      this.#processing = false;
+    }
+    this.#flush();
+  }
+
+  #onSourceError(err: unknown): void {
+    // The Instancer contract says events$ never errors; treat a broken one as a failing source that stopped.
+    this.#logger.error(
+      { err },
+      'sdkit endpointer: the instancer stream errored (it should never); it is no longer followed',
+    );
+    if (this.#closed) return;
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.#onEvent({ instances: this.#applied?.instances ?? EMPTY, error });
+  }
+
+  #process(event: InstancerEvent): void {
+    if (event.error) {
+      if (!this.#inError) {
+        this.#inError = true;
+        this.#logger.warn(
+          { err: event.error, invalidateOnErrorMs: this.#invalidateMs },
+          'sdkit endpointer: the instancer reports an error; keeping the last known endpoints',
+        );
+        if (this.#invalidateMs === 0) this.#invalidate();
+        else if (this.#invalidateMs !== undefined) {
+          this.#cancelInvalidation = this.#clock.setTimeout(() => {
+            this.#cancelInvalidation = undefined;
+            if (!this.#closed && this.#inError) {
+              this.#invalidate();
+              this.#flush();
+            }
+          }, this.#invalidateMs);
+        }
+      }
+      if (this.#invalidated) return;
+    } else {
+      if (this.#inError) {
+        this.#inError = false;
+        this.#cancelInvalidation?.();
+        this.#cancelInvalidation = undefined;
+      }
+      this.#invalidated = false;
+    }
+    this.#sync(event);
+  }
+
+  /** Brings `#entries` to the set of `event`, then retries the factories that failed before it. */
+  #sync(event: InstancerEvent): void {
+    const prev = this.#applied;
+    const retry = this.#failed.size > 0 ? [...this.#failed] : EMPTY;
+    if (prev !== undefined && event.changes !== undefined && event.changes.since === prev) {
+      for (const old of event.changes.removed) this.#remove(old.key);
+      this.#applied = event;
+      for (const instance of event.changes.added) this.#add(instance);
+    } else if (prev === undefined || event.instances !== prev.instances) {
+      this.#applied = event;
+      this.#fullSync(event.instances);
+    } else {
+      this.#applied = event;
+    }
+    for (const entry of retry) {
+      if (this.#closed) return;
+      if (entry.state === 'failed' && this.#entries.get(entry.instance.key) === entry) this.#make(entry);
+    }
+  }
+
+  #fullSync(instances: readonly Instance[]): void {
+    const wanted = new Map<string, Instance>();
+    for (const instance of instances) wanted.set(instance.key, instance);
+    for (const [key, entry] of this.#entries) {
+      const next = wanted.get(key);
+      if (next === undefined || !sameInstance(entry.instance, next)) this.#remove(key);
+    }
+    for (const instance of wanted.values()) this.#add(instance);
+  }
+
+  #remove(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    this.#entries.delete(key);
+    this.#retire(entry);
+  }
+
+  #add(instance: Instance): void {
+    if (this.#closed) return;
+    const current = this.#entries.get(instance.key);
+    if (current !== undefined) {
+      if (sameInstance(current.instance, instance)) return;
+      this.#remove(instance.key);
+    }
+    const entry: Entry<Req, Res> = { instance, state: 'pending' };
+    this.#entries.set(instance.key, entry);
+    this.#make(entry);
+  }
+
+  /** Drops every endpoint after a failure streak reached `invalidateOnErrorMs`. */
+  #invalidate(): void {
+    this.#logger.warn(
+      { invalidateOnErrorMs: this.#invalidateMs, endpoints: this.#entries.size },
+      'sdkit endpointer: the instancer kept failing; dropping its endpoints',
+    );
+    this.#invalidated = true;
+    this.#retireAll();
+  }
+
+  #retireAll(): void {
+    for (const entry of this.#entries.values()) this.#retire(entry);
+    this.#entries.clear();
+    this.#failed.clear();
+    this.#applied = undefined;
+  }
+
+  // ---- entries ------------------------------------------------------------------------------------------------
+
+  #make(entry: Entry<Req, Res>): void {
+    entry.state = 'pending';
+    this.#failed.delete(entry);
+    let out: FactoryResult<Req, Res> | Promise<FactoryResult<Req, Res>>;
+    try {
+      out = this.#factory(entry.instance);
+    } catch (err) {
+      this.#factoryFailed(entry, err);
+      return;
+    }
+    if (!isThenable(out)) {
+      this.#settle(entry, out);
+      return;
+    }
+    const settled = Promise.resolve(out).then(
+      (result) => this.#settle(entry, result),
+      (err: unknown) => {
+        if (entry.state === 'retired') {
+          this.#logger.debug(
+            { key: entry.instance.key, err },
+            'sdkit endpointer: factory of a removed instance failed',
+          );
+        } else this.#factoryFailed(entry, err);
+      },
+    );
+    this.#pendingFactories.add(settled);
+    void settled.finally(() => this.#pendingFactories.delete(settled));
+  }
+
+  #settle(entry: Entry<Req, Res>, result: FactoryResult<Req, Res>): void {
+    if (typeof (result as Partial<FactoryResult<Req, Res>> | undefined)?.endpoint !== 'function') {
+      const err = new TypeError(`factory returned ${describe(result)}, not { endpoint: function, close? }`);
+      if (entry.state === 'retired') {
+        this.#logger.debug(
+          { key: entry.instance.key, err },
+          'sdkit endpointer: factory of a removed instance failed',
+        );
+      } else this.#factoryFailed(entry, err);
+      return;
+    }
+    if (entry.state === 'retired') {
+      // Removed, replaced, invalidated or closed while the factory ran: never publish it.
+      this.#closeResult(entry.instance.key, result);
+      return;
+    }
+    entry.state = 'ready';
+    entry.result = result;
+    this.#dirty.set(entry.instance.key, entry);
+    if (!this.#processing) this.#scheduleFlush();
+  }
+
+  #factoryFailed(entry: Entry<Req, Res>, err: unknown): void {
+    entry.state = 'failed';
+    this.#failed.add(entry);
+    this.#logger.warn(
+      { key: entry.instance.key, address: entry.instance.address, err },
+      'sdkit endpointer: factory failed; skipping the instance until the next instancer event',
+    );
+  }
+
+  #retire(entry: Entry<Req, Res>): void {
+    const was = entry.state;
+    entry.state = 'retired';
+    if (was === 'failed') this.#failed.delete(entry);
+    else if (was === 'ready') {
+      this.#dirty.set(entry.instance.key, null);
+      this.#closeResult(entry.instance.key, entry.result!);
+    }
+    // 'pending': #settle sees 'retired' and closes the result when it arrives.
+  }
+
+  #closeResult(key: string, result: FactoryResult<Req, Res>): void {
+    const { close } = result;
+    if (typeof close !== 'function') return;
+    const failed = (err: unknown) =>
+      this.#logger.warn({ key, err }, 'sdkit endpointer: closing an endpoint failed (ignored)');
+    let out: void | Promise<void>;
+    try {
+      out = close.call(result);
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    if (isThenable(out)) {
+      const done = Promise.resolve(out).then(undefined, failed);
+      this.#pendingCloses.add(done);
+      void done.finally(() => this.#pendingCloses.delete(done));
+    }
+  }
+
+  // ---- snapshot -----------------------------------------------------------------------------------------------
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // Coalesces the async factories that resolve together into one new snapshot.
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  /** Applies `#dirty` to the sorted ready list: O(k log n) to locate the changes, one O(n) copy to publish. */
+  #flush(): void {
+    if (this.#closed || this.#dirty.size === 0) return;
+    const changes = [...this.#dirty].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    this.#dirty.clear();
+    const prev = this.#ready;
+    const ready: Entry<Req, Res>[] = [];
+    let changed = false;
+    let i = 0;
+    for (const [key, entry] of changes) {
+      const j = lowerBound(prev, key, i);
+      while (i < j) ready.push(prev[i++]!);
+      const old = i < prev.length && prev[i]!.instance.key === key ? prev[i++] : undefined;
+      const next = entry !== null && entry.state === 'ready' ? entry : undefined;
+      if (next !== undefined) ready.push(next);
+      if (old !== next) changed = true;
+    }
+    if (!changed) return;
+    while (i < prev.length) ready.push(prev[i++]!);
+    const snapshot = new Array<Endpoint<Req, Res>>(ready.length);
+    for (let k = 0; k < ready.length; k++) snapshot[k] = ready[k]!.result!.endpoint;
+    this.#ready = ready;
+    this.#snapshot = Object.freeze(snapshot);
+    this.#publish();
+  }
+
+  /**
+   * Emits the latest snapshot (then completes, once closed). A snapshot made by a subscriber during an emission is
+   * emitted after it, so every subscriber sees the snapshots in order and ends on the latest.
+   */
+  #publish(): void {
+    if (this.#publishing) return;
+    this.#publishing = true;
+    try {
+      while (this.#published !== this.#snapshot) {
+        const snapshot = this.#snapshot;
+        this.#published = snapshot;
+        this.#subject.next(snapshot);
+      }
+      if (this.#completeAfterPublish) this.#subject.complete();
+    } finally {
+      this.#publishing = false;
+    }
+  }
+}
+
+/** First index >= `from` whose entry key is >= `key` (entries sorted by key). */
+function lowerBound<T extends { readonly instance: Instance }>(
+  list: readonly T[],
+  key: string,
+  from: number,
+): number {
+  let lo = from;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.instance.key < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
+  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value} ${value}`;
+  return typeof value;
+}
