@@ -283,7 +283,10 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
           );
         }).catch((error: unknown) => {
           const failure = toError(error);
-          if (picked) (failedEndpoints ??= []).push(picked);
+          if (picked) {
+            failedEndpoints ??= [];
+            failedEndpoints.push(picked);
+          }
           if (!settled) errors.push(failure);
           throw new AttemptFailure(failure);
         });
