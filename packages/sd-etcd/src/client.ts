@@ -1,0 +1,469 @@
+import { readFile } from 'node:fs/promises';
+import { type Clock, type Logger, silentLogger, systemClock } from '@sdkit/sd-core';
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  type IOptions,
+  isRecoverableError,
+  type Namespace,
+} from 'etcd3';
+
+/**
+ * PEM material for {@link EtcdClientOptions.tls}: a `Buffer` is the PEM contents; a `string` is the PEM contents
+ * when it starts with `-----BEGIN` (leading whitespace ignored), otherwise a path to a PEM file.
+ */
+export type PemSource = string | Buffer;
+
+/** Options of {@link createEtcdClient}. */
+export interface EtcdClientOptions {
+  /**
+   * etcd client URLs, e.g. `['http://127.0.0.1:2379']`: non-empty; each `http://` or `https://` with a host and a
+   * port and no path; all with the same scheme. `https://` endpoints without `tls` trust the system CAs.
+   */
+  endpoints: readonly string[];
+  /**
+   * TLS towards etcd (endpoints must then be `https://`). `ca`: the CA that signed etcd's server certificate
+   * (default: the system CAs). `cert` + `key` (both or neither): a client certificate, for etcd's
+   * `--client-cert-auth`. Each is a {@link PemSource} (contents or file path).
+   */
+  tls?: { ca?: PemSource; cert?: PemSource; key?: PemSource };
+  /** etcd user credentials (etcd auth enabled). The password is never logged nor put in an error message. */
+  auth?: { username: string; password: string };
+  /**
+   * Bound, in ms, for the first round-trip: `createEtcdClient` (and {@link EtcdClient.ready}) reject if etcd has
+   * not answered within it. Default 3000. (etcd3's own `dialTimeout` option is ignored by etcd3; this implements
+   * it.)
+   */
+  dialTimeoutMs?: number;
+  /**
+   * Key prefix: when given, {@link EtcdClient.etcd} is `etcd3`'s `.namespace(prefix)`, so every key read,
+   * written or watched through it is relative to the prefix (e.g. `'/tenant-a/'`). Non-empty.
+   */
+  namespace?: string;
+  /** Logger (pino-compatible); default silent. */
+  logger?: Logger;
+  /** Time source for the dial timeout and the host circuit breaker; default `systemClock`. */
+  clock?: Clock;
+  /**
+   * Overrides for etcd3's fault handling (`host` policy, `global` policy, `watchBackoff`); each one given
+   * replaces this module's default for it. Defaults: per host, a circuit breaker that opens after 3 consecutive
+   * connection failures and lets one trial call through after 1000 ms (etcd3's own waits 5000 ms, so a client
+   * stayed blind for 5 s after etcd came back); globally, etcd3's 3 attempts over the shuffled hosts; watch
+   * re-connects back off 100 ms doubling to at most 2000 ms (etcd3's own grows to 30 s).
+   */
+  faultHandling?: IOptions['faultHandling'];
+}
+
+/** Why {@link createEtcdClient} / {@link EtcdClient.ready} failed. */
+export type EtcdClientErrorReason = 'unreachable' | 'authentication-failed' | 'closed';
+
+/**
+ * A connection failure with a message a person can act on. `reason`: `'unreachable'` (no answer within the dial
+ * timeout; the message names the endpoints and the last underlying error, e.g. a TLS handshake failure),
+ * `'authentication-failed'` (etcd rejected the username/password), `'closed'` (the client was closed meanwhile).
+ * The underlying etcd3/gRPC error, if any, is `cause`.
+ */
+export class EtcdClientError extends Error {
+  override readonly name = 'EtcdClientError';
+  constructor(
+    readonly reason: EtcdClientErrorReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * A connected etcd client. Hand it to `EtcdInstancer` / `EtcdRegistrar`; close it after them.
+ */
+export interface EtcdClient extends AsyncDisposable {
+  /**
+   * The etcd3 handle to use for keys, watches and leases: the `Etcd3` itself, or its `.namespace(prefix)` when
+   * `namespace` was given (keys are then relative to the prefix).
+   */
+  readonly etcd: Namespace;
+  /** The underlying `Etcd3`, not namespaced (maintenance, auth, cluster calls). Closed by {@link close}. */
+  readonly root: Etcd3;
+  /** The endpoints, as given. */
+  readonly endpoints: readonly string[];
+  /** The namespace prefix, or `''`. */
+  readonly namespace: string;
+  /** The logger given (or the silent one), for components built on this client. */
+  readonly logger: Logger;
+  /** The dial timeout in effect, in ms. */
+  readonly dialTimeoutMs: number;
+  /**
+   * Resolves once a round-trip to etcd succeeds: a linearizable read of one key (so a member without quorum is
+   * not "ready"), authenticating first when `auth` is set; "permission denied" on that key still counts as
+   * success (the credentials were accepted). Rejects with an {@link EtcdClientError}: after `dialTimeoutMs`
+   * (`'unreachable'`, earlier attempts are retried with backoff until then), at once on wrong credentials or when
+   * etcd requires credentials and none were given (`'authentication-failed'`), or if the client is closed
+   * (`'closed'`). Each call makes a fresh check.
+   */
+  ready(): Promise<void>;
+  /** Closes the underlying `Etcd3` (its watches and leases stop). Idempotent. */
+  close(): void;
+  /** Same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const PEM_PREFIX = '-----BEGIN';
+
+function fail(message: string): never {
+  throw new TypeError(`createEtcdClient: ${message}`);
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+function validateEndpoints(endpoints: unknown, withTls: boolean): string[] {
+  if (!Array.isArray(endpoints) || endpoints.length === 0) {
+    fail(`endpoints must be a non-empty array of URLs, got ${show(endpoints)}`);
+  }
+  const schemes = new Set<string>();
+  const out: string[] = [];
+  for (const endpoint of endpoints as unknown[]) {
+    if (typeof endpoint !== 'string') fail(`endpoint must be a string URL, got ${show(endpoint)}`);
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      fail(`endpoint ${show(endpoint)} is not a valid URL (expected e.g. "http://127.0.0.1:2379")`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      fail(`endpoint ${show(endpoint)} must use http:// or https://`);
+    }
+    if (url.port === '') fail(`endpoint ${show(endpoint)} must include a port (etcd's default is 2379)`);
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username) {
+      fail(`endpoint ${show(endpoint)} must be scheme://host:port only`);
+    }
+    schemes.add(url.protocol);
+    out.push(`${url.protocol}//${url.host}`);
+  }
+  if (schemes.size > 1) fail(`endpoints mix http:// and https:// (${endpoints.join(', ')})`);
+  if (withTls && !schemes.has('https:'))
+    fail(`tls options need https:// endpoints, got ${endpoints.join(', ')}`);
+  return out;
+}
+
+async function loadPem(source: unknown, field: string): Promise<Buffer | undefined> {
+  if (source === undefined) return undefined;
+  if (Buffer.isBuffer(source)) return source;
+  if (typeof source !== 'string' || source.trim() === '') {
+    fail(`tls.${field} must be PEM contents (string or Buffer) or a file path, got ${show(source)}`);
+  }
+  if (source.trimStart().startsWith(PEM_PREFIX)) return Buffer.from(source.trimStart());
+  try {
+    return await readFile(source);
+  } catch (err) {
+    throw new TypeError(
+      `createEtcdClient: cannot read tls.${field} file ${show(source)}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+function isAuthFailure(err: unknown): boolean {
+  return (
+    err instanceof EtcdAuthenticationFailedError ||
+    (err instanceof Error && /authentication failed|invalid user ID or password/i.test(err.message))
+  );
+}
+
+/** etcd has auth enabled but the client sent no credentials. */
+function isMissingCredentials(err: unknown): boolean {
+  return err instanceof Error && /user name is empty/i.test(err.message);
+}
+
+/** The key read by {@link EtcdClient.ready}'s round-trip (its value, if any, is ignored). */
+const READY_PROBE_KEY = '__sdkit_ready_probe__';
+
+/** Opens after this many consecutive connection failures of one host… */
+const BREAKER_THRESHOLD = 3;
+/** …and lets one trial call through after this long. */
+const BREAKER_HALF_OPEN_MS = 1000;
+
+/** Thrown while a host's circuit is open; etcd3 recognises it by `isBrokenCircuitError` (cockatiel's duck type). */
+class BrokenCircuitError extends Error {
+  readonly isBrokenCircuitError = true;
+}
+
+const noopEvent = (): { dispose(): void } => ({ dispose() {} });
+
+/**
+ * A per-host circuit breaker with cockatiel's `IPolicy` shape (what etcd3 calls: `execute`): after
+ * {@link BREAKER_THRESHOLD} consecutive recoverable (connection) failures it rejects calls at once, so etcd3 moves
+ * on to the next host, until {@link BREAKER_HALF_OPEN_MS} have passed; then one trial call goes through and its
+ * outcome closes or re-opens the circuit. Any answer from etcd, even an error, counts as success.
+ */
+class HostBreaker {
+  readonly onSuccess = noopEvent;
+  readonly onFailure = noopEvent;
+  private failures = 0;
+  private openUntil = 0;
+  private trialInFlight = false;
+
+  constructor(
+    private readonly host: string,
+    private readonly clock: Clock,
+  ) {}
+
+  async execute<T>(
+    fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    let trial = false;
+    if (this.failures >= BREAKER_THRESHOLD) {
+      const wait = this.openUntil - this.clock.now();
+      if (wait > 0 || this.trialInFlight) {
+        throw new BrokenCircuitError(
+          `etcd host ${this.host} failed ${this.failures} times in a row; next attempt in ${Math.max(0, Math.ceil(wait))} ms`,
+        );
+      }
+      trial = true;
+      this.trialInFlight = true;
+    }
+    try {
+      const value = await fn({ signal: signal ?? new AbortController().signal });
+      this.failures = 0;
+      return value;
+    } catch (err) {
+      if (err instanceof Error && isRecoverableError(err)) {
+        this.failures++;
+        if (this.failures >= BREAKER_THRESHOLD) this.openUntil = this.clock.now() + BREAKER_HALF_OPEN_MS;
+      } else {
+        this.failures = 0;
+      }
+      throw err;
+    } finally {
+      if (trial) this.trialInFlight = false;
+    }
+  }
+}
+
+/** Watch re-connect backoff (cockatiel `IBackoff` shape): 100 ms doubling to 2000 ms. */
+class CappedBackoff {
+  constructor(readonly duration = 100) {}
+  next(): CappedBackoff {
+    return new CappedBackoff(Math.min(this.duration * 2, 2000));
+  }
+}
+
+type FaultHandling = NonNullable<IOptions['faultHandling']>;
+
+function defaultFaultHandling(clock: Clock, overrides: IOptions['faultHandling']): FaultHandling {
+  const result: FaultHandling = {
+    host:
+      overrides?.host ??
+      (((hostname: string) => new HostBreaker(hostname, clock)) as unknown as NonNullable<
+        FaultHandling['host']
+      >),
+    watchBackoff:
+      overrides?.watchBackoff ??
+      (new CappedBackoff() as unknown as NonNullable<FaultHandling['watchBackoff']>),
+  };
+  if (overrides?.global) result.global = overrides.global;
+  return result;
+}
+
+function isBrokenCircuit(err: unknown): boolean {
+  return err instanceof Error && 'isBrokenCircuitError' in err;
+}
+
+function errorText(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
+}
+
+/**
+ * Creates an etcd client over `etcd3` and resolves once etcd has answered a round-trip (see
+ * {@link EtcdClient.ready}), so a misconfiguration fails here, clearly, rather than later inside a watch.
+ * Rejects with a `TypeError` naming the bad value for invalid options (empty endpoints, bad URLs, unreadable PEM
+ * files, `cert` without `key`, …), and with an {@link EtcdClientError} when etcd is unreachable within
+ * `dialTimeoutMs` or rejects the credentials; the half-built client is closed in every failure case.
+ */
+export async function createEtcdClient(options: EtcdClientOptions): Promise<EtcdClient> {
+  if (options === null || typeof options !== 'object')
+    fail(`options must be an object, got ${show(options)}`);
+  const { tls, auth, namespace } = options;
+  if (tls !== undefined && (tls === null || typeof tls !== 'object'))
+    fail(`tls must be an object, got ${show(tls)}`);
+  const endpoints = validateEndpoints(options.endpoints, tls !== undefined);
+  const dialTimeoutMs = options.dialTimeoutMs ?? 3000;
+  if (typeof dialTimeoutMs !== 'number' || !Number.isFinite(dialTimeoutMs) || dialTimeoutMs <= 0) {
+    fail(`dialTimeoutMs must be a positive number of milliseconds, got ${show(dialTimeoutMs)}`);
+  }
+  if (namespace !== undefined && (typeof namespace !== 'string' || namespace === '')) {
+    fail(`namespace must be a non-empty string, got ${show(namespace)}`);
+  }
+  if (auth !== undefined) {
+    if (auth === null || typeof auth !== 'object')
+      fail(`auth must be { username, password }, got ${show(auth)}`);
+    if (typeof auth.username !== 'string' || auth.username === '') {
+      fail(`auth.username must be a non-empty string, got ${show(auth.username)}`);
+    }
+    if (typeof auth.password !== 'string') fail('auth.password must be a string'); // value not shown
+  }
+  const logger = options.logger ?? silentLogger;
+  const clock = options.clock ?? systemClock;
+
+  if (
+    options.faultHandling !== undefined &&
+    (options.faultHandling === null || typeof options.faultHandling !== 'object')
+  ) {
+    fail(`faultHandling must be an object, got ${show(options.faultHandling)}`);
+  }
+  const etcdOptions: IOptions = {
+    hosts: endpoints,
+    faultHandling: defaultFaultHandling(clock, options.faultHandling),
+  };
+  if (tls) {
+    const [ca, cert, key] = await Promise.all([
+      loadPem(tls.ca, 'ca'),
+      loadPem(tls.cert, 'cert'),
+      loadPem(tls.key, 'key'),
+    ]);
+    if ((cert === undefined) !== (key === undefined)) fail('tls.cert and tls.key must be given together');
+    // etcd3 passes these to grpc.credentials.createSsl; a null root certificate means "system CAs".
+    etcdOptions.credentials = {
+      rootCertificate: ca ?? (null as unknown as Buffer),
+      ...(cert ? { certChain: cert } : {}),
+      ...(key ? { privateKey: key } : {}),
+    };
+  }
+  if (auth) etcdOptions.auth = { username: auth.username, password: auth.password };
+
+  const root = new Etcd3(etcdOptions);
+  const client = new Client(root, endpoints, namespace ?? '', logger, clock, dialTimeoutMs, auth?.username);
+  try {
+    await client.ready();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  return client;
+}
+
+class Client implements EtcdClient {
+  readonly etcd: Namespace;
+  private closed = false;
+
+  constructor(
+    readonly root: Etcd3,
+    readonly endpoints: readonly string[],
+    readonly namespace: string,
+    readonly logger: Logger,
+    private readonly clock: Clock,
+    readonly dialTimeoutMs: number,
+    private readonly username: string | undefined,
+  ) {
+    this.etcd = namespace ? root.namespace(namespace) : root;
+  }
+
+  ready(): Promise<void> {
+    const where = this.endpoints.join(', ');
+    if (this.closed)
+      return Promise.reject(new EtcdClientError('closed', `etcd client for ${where} is closed`));
+    const started = this.clock.now();
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let lastError: unknown;
+      let cancelRetry: (() => void) | undefined;
+      const settle = (err?: EtcdClientError): void => {
+        if (settled) return;
+        settled = true;
+        cancelTimeout();
+        cancelRetry?.();
+        if (err) {
+          this.logger.warn({ endpoints: this.endpoints, reason: err.reason }, err.message);
+          reject(err);
+        } else {
+          this.logger.debug(
+            { endpoints: this.endpoints, ms: Math.round(this.clock.now() - started) },
+            'etcd ready',
+          );
+          resolve();
+        }
+      };
+      const cancelTimeout = this.clock.setTimeout(() => {
+        const last = lastError === undefined ? '' : `: ${errorText(lastError)}`;
+        settle(
+          new EtcdClientError(
+            'unreachable',
+            `could not reach etcd at ${where} within ${this.dialTimeoutMs} ms${last}`,
+            {
+              cause: lastError,
+            },
+          ),
+        );
+      }, this.dialTimeoutMs);
+      let backoff = 50;
+      const attempt = (): void => {
+        cancelRetry = undefined;
+        if (settled) return;
+        if (this.closed) {
+          settle(new EtcdClientError('closed', `etcd client for ${where} was closed before it was ready`));
+          return;
+        }
+        const left = Math.max(1, this.dialTimeoutMs - (this.clock.now() - started));
+        const probe = this.root
+          .get(READY_PROBE_KEY)
+          .options({ deadline: Date.now() + left })
+          .exec();
+        probe.then(
+          () => settle(),
+          (err: unknown) => {
+            if (settled) return;
+            if (err instanceof EtcdPermissionDeniedError) {
+              settle();
+              return;
+            }
+            if (isMissingCredentials(err)) {
+              settle(
+                new EtcdClientError(
+                  'authentication-failed',
+                  `etcd at ${where} requires authentication (auth is enabled) but no credentials were given`,
+                  { cause: err },
+                ),
+              );
+              return;
+            }
+            if (isAuthFailure(err)) {
+              settle(
+                new EtcdClientError(
+                  'authentication-failed',
+                  `etcd at ${where} rejected the credentials of user ${JSON.stringify(this.username ?? '')}: ` +
+                    'wrong username or password',
+                  { cause: err },
+                ),
+              );
+              return;
+            }
+            // Keep the most telling cause: an open circuit only says that earlier attempts failed.
+            if (!isBrokenCircuit(err) || lastError === undefined) lastError = err;
+            cancelRetry = this.clock.setTimeout(attempt, backoff);
+            backoff = Math.min(backoff * 2, 500);
+          },
+        );
+      };
+      attempt();
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.root.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * @sdkit/test-harness — real etcd processes and clusters on loopback (start/stop/kill/restart/wipe/compact),
+ * TLS material, free ports and bounded waiting helpers for integration tests. Everything it starts is killed and
+ * every temp dir removed on close, and as a safety net when the test process exits.
+ * @packageDocumentation
+ */
+export {
+  type EtcdCluster,
+  type EtcdServer,
+  type EtcdServerOptions,
+  etcdBin,
+  etcdctlBin,
+  startEtcd,
+  startEtcdCluster,
+} from './etcd.js';
+export { freePort } from './ports.js';
+export { type Certificates, makeCertificates } from './tls.js';
+export { DEFAULT_WAIT_MS, describeValue, eventually, type SubscribableLike, waitFor } from './wait.js';
