@@ -1,4 +1,4 @@
-import type { Logger } from '@sdkit/sd-core';
+import { type Logger, silentLogger } from '@sdkit/sd-core';
 import { codecs, createEtcdClient, EtcdInstancer, EtcdRegistrar } from '@sdkit/sd-etcd';
 import { DEMO_PREFIX, type DemoBackend } from './backend.js';
 
@@ -20,7 +20,8 @@ export async function etcdBackend(
     description: `etcd at ${endpoints.join(',')} (${where})`,
     ttlSeconds,
     async announce(name, address) {
-      const own = await createEtcdClient({ endpoints, logger, dialTimeoutMs: 3_000 });
+      // A crashed process logs nothing: the service side stays silent, so that only the client's view is shown.
+      const own = await createEtcdClient({ endpoints, logger: silentLogger, dialTimeoutMs: 3_000 });
       serviceClients.add(own);
       const registrar = new EtcdRegistrar(own, {
         key: DEMO_PREFIX + name,

@@ -1,0 +1,194 @@
+import {
+  type Clock,
+  type Instance,
+  InstanceCache,
+  type Instancer,
+  type InstancerEvent,
+  type Logger,
+  silentLogger,
+  systemClock,
+} from '@sdkit/sd-core';
+import type { Observable } from 'rxjs';
+import type { EtcdClient } from './client.js';
+import { type Codec, codecs, decodeAndLog } from './codecs.js';
+import { type BackoffOptions, type HubSettings, joinWatch, type WatchableEtcd } from './watch-hub.js';
+
+export { EtcdWatchError } from './watch-hub.js';
+
+/** Options of {@link EtcdInstancer}. */
+export interface EtcdInstancerOptions {
+  /**
+   * The key prefix to follow, matched as a **raw key prefix**: nothing is added or stripped. Use the exact form
+   * the writers use — go-kit registers under e.g. `/services/foosvc/`, etcd's gRPC naming under `my-service/`.
+   * Without a trailing `/`, `my-service` also matches `my-service-2/…`. Non-empty. Relative to the client's
+   * namespace, if it has one.
+   */
+  prefix: string;
+  /** How values are read. Default {@link codecs.auto} (go-kit strings, etcd-naming JSON and sdkit JSON). */
+  codec?: Codec;
+  /** Default: the client's logger. Unreadable values are logged at `warn` with `{ key, codec, reason }`. */
+  logger?: Logger;
+  /**
+   * Retry timing while etcd fails: exponential from `initialMs` (default 100) by `multiplier` (2) up to `maxMs`
+   * (10 000), each delay reduced by up to `jitter` (0.5) × itself at random.
+   */
+  backoff?: BackoffOptions;
+  /** Time source for the retry timers. Default `systemClock`. */
+  clock?: Clock;
+}
+
+const DEFAULT_BACKOFF: Required<BackoffOptions> = Object.freeze({
+  initialMs: 100,
+  maxMs: 10_000,
+  multiplier: 2,
+  jitter: 0.5,
+});
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (v === null || typeof v !== 'object') return String(v);
+  return Array.isArray(v) ? 'an array' : 'an object';
+}
+
+function validBackoff(backoff: BackoffOptions | undefined): Required<BackoffOptions> {
+  if (backoff === undefined) return DEFAULT_BACKOFF;
+  if (backoff === null || typeof backoff !== 'object') {
+    throw new TypeError(`EtcdInstancer: backoff must be an object, got ${describe(backoff)}`);
+  }
+  const out = { ...DEFAULT_BACKOFF, ...backoff };
+  const positive = (name: keyof BackoffOptions, v: number): void => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+      throw new TypeError(`EtcdInstancer: backoff.${name} must be a positive number, got ${describe(v)}`);
+    }
+  };
+  positive('initialMs', out.initialMs);
+  positive('maxMs', out.maxMs);
+  positive('multiplier', out.multiplier);
+  if (out.maxMs < out.initialMs) {
+    throw new TypeError(
+      `EtcdInstancer: backoff.maxMs (${out.maxMs}) is below backoff.initialMs (${out.initialMs})`,
+    );
+  }
+  if (out.multiplier < 1) {
+    throw new TypeError(`EtcdInstancer: backoff.multiplier must be >= 1, got ${out.multiplier}`);
+  }
+  if (typeof out.jitter !== 'number' || !(out.jitter >= 0 && out.jitter <= 1)) {
+    throw new TypeError(`EtcdInstancer: backoff.jitter must be between 0 and 1, got ${describe(out.jitter)}`);
+  }
+  return Object.freeze(out);
+}
+
+/**
+ * go-kit's etcdv3 Instancer, done incrementally: follows every key under `prefix` and emits the instances their
+ * values describe (see {@link Instancer} for the event contract).
+ *
+ * How it follows etcd:
+ * - One ranged read of the prefix at revision R (the read's header revision; paged at that one revision), then
+ *   a watch from R + 1 — no gap, no overlap. Each watch response (all its fragments) becomes at most one event,
+ *   built from the changed keys only: the cost per change does not grow with the number of instances (go-kit
+ *   re-reads the whole prefix on every change).
+ * - On a broken stream it resumes from the revision after the last event it applied (never from a response
+ *   header, which can run ahead of delivered events). If etcd compacted that revision away, or the store is a
+ *   different one (its revision went backwards or its cluster id changed: wiped/restored etcd), it re-reads the
+ *   prefix and emits only the difference.
+ * - While etcd fails it emits `{ instances: lastKnownGood, error }` (an `EtcdWatchError` whose `cause` is the
+ *   etcd3/gRPC error) and retries with capped exponential backoff with jitter, forever; the first successful read
+ *   or watch clears the error. It never gives up and `events$` never errors.
+ * - A value the codec cannot read is skipped with a warning naming the key; the other instances are unaffected.
+ *   A key whose value becomes unreadable leaves the set.
+ * - Instancers of the same client (same `client.etcd`) and `prefix` share one watch (reference-counted; the
+ *   last `stop()` ends it). Each has its own codec and event stream. The shared watch takes its backoff, clock and
+ *   logger from the instancer that started it.
+ *
+ * The first event comes after the first read (or its first failure: `{ instances: [], error }`). `stop()` leaves
+ * the shared watch and completes `events$`; nothing is left running. Close the client after its instancers.
+ *
+ * @throws TypeError for a missing client, an empty or non-string prefix, a codec without `decode`, or bad backoff
+ * values.
+ */
+export class EtcdInstancer implements Instancer {
+  /** Hot; replays the latest event to each new subscriber; never errors; completes after {@link stop}. */
+  readonly events$: Observable<InstancerEvent>;
+  /** The prefix followed, as given. */
+  readonly prefix: string;
+  /** The codec in use. */
+  readonly codec: Codec;
+  readonly #cache = new InstanceCache();
+  #leave: (() => void) | undefined;
+
+  constructor(client: EtcdClient, options: EtcdInstancerOptions) {
+    const etcd = (client as Partial<EtcdClient> | null | undefined)?.etcd as unknown as
+      | WatchableEtcd
+      | undefined;
+    if (!etcd || typeof etcd.kv?.range !== 'function' || typeof etcd.watchClient?.watch !== 'function') {
+      throw new TypeError(
+        `EtcdInstancer: client must be an EtcdClient from createEtcdClient(), got ${describe(client)}`,
+      );
+    }
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`EtcdInstancer: options must be an object with a prefix, got ${describe(options)}`);
+    }
+    const { prefix } = options;
+    if (typeof prefix !== 'string' || prefix === '') {
+      throw new TypeError(`EtcdInstancer: prefix must be a non-empty string, got ${describe(prefix)}`);
+    }
+    const codec = options.codec ?? codecs.auto;
+    if (codec === null || typeof codec !== 'object' || typeof codec.decode !== 'function') {
+      throw new TypeError(`EtcdInstancer: codec must be a Codec (see codecs), got ${describe(codec)}`);
+    }
+    const backoff = validBackoff(options.backoff);
+    const logger = options.logger ?? client.logger ?? silentLogger;
+    const clock = options.clock ?? systemClock;
+
+    this.prefix = prefix;
+    this.codec = codec;
+    this.events$ = this.#cache.events$;
+
+    const cache = this.#cache;
+    const settings: HubSettings = { logger, clock, backoff, readPageSize: 5000, random: Math.random };
+    this.#leave = joinWatch(etcd, prefix, settings, {
+      reset(entries) {
+        const list: Instance[] = [];
+        for (const [key, value] of entries) {
+          const instance = decodeAndLog(codec, key, value, logger);
+          if (instance) list.push(instance);
+        }
+        cache.replace(list);
+      },
+      change(puts, deletes) {
+        const put: Instance[] = [];
+        const del: string[] = [...deletes];
+        for (const [key, value] of puts) {
+          const instance = decodeAndLog(codec, key, value, logger);
+          if (instance) put.push(instance);
+          else del.push(key);
+        }
+        cache.update({ put, delete: del });
+      },
+      healthy() {
+        if (cache.current()?.error) cache.update({});
+      },
+      error(error) {
+        cache.fail(error);
+      },
+    });
+  }
+
+  /** The latest event, synchronously; `undefined` until the first read (or its failure). */
+  current(): InstancerEvent | undefined {
+    return this.#cache.current();
+  }
+
+  /** Leaves the shared watch (the last one out ends it) and completes `events$`. Idempotent. */
+  stop(): void {
+    const leave = this.#leave;
+    this.#leave = undefined;
+    leave?.();
+    this.#cache.close();
+  }
+
+  /** Same as {@link stop}. */
+  [Symbol.dispose](): void {
+    this.stop();
+  }
+}

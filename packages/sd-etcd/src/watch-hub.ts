@@ -1,0 +1,489 @@
+/**
+ * The shared prefix watch behind {@link EtcdInstancer}: one ranged read, then one etcd watch stream per
+ * (etcd handle, prefix), fanned out to every instancer on it. Internal to @sdkit/sd-etcd.
+ *
+ * Why not etcd3's `Watcher`: it resumes after a reconnect from the last response *header* revision (which can be
+ * ahead of the events it delivered: etcd stamps a catch-up batch with the current store revision), it drops
+ * `compact_revision`, and on compaction it emits `error` and gives up. This module drives the Watch RPC itself
+ * (through the handle's own connection pool, so TLS, auth and failover are etcd3's) and keeps its own revision:
+ * the mod revision of the last event applied.
+ * @internal
+ * @packageDocumentation
+ */
+import type { Clock, Logger } from '@sdkit/sd-core';
+import type {
+  IKeyValue,
+  IRangeRequest,
+  IRangeResponse,
+  IResponseHeader,
+  IWatchRequest,
+  IWatchResponse,
+} from 'etcd3';
+
+/** The parts of an etcd3 `Namespace` the hub uses (both are public readonly fields of `Namespace`). */
+export interface WatchableEtcd {
+  /** The namespace prefix (empty for the root client); applied to every key the hub sends and stripped from keys received. */
+  readonly prefix: Buffer;
+  readonly kv: { range(req: IRangeRequest): Promise<IRangeResponse> };
+  readonly watchClient: { watch(): Promise<WatchStream> };
+}
+
+/** The bidirectional Watch RPC stream, as etcd3's `WatchClient.watch()` resolves it. */
+export interface WatchStream {
+  write(req: IWatchRequest): void;
+  cancel(): void;
+  on(event: 'data', fn: (res: IWatchResponse) => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  on(event: 'end', fn: () => void): unknown;
+}
+
+/** What a hub tells each member. Calls are synchronous and in order; the maps must not be kept or mutated. */
+export interface WatchListener {
+  /** A fresh full read: `entries` is the whole prefix (key → raw value). Replaces everything known before. */
+  reset(entries: ReadonlyMap<string, Uint8Array>): void;
+  /** One watch response (all its fragments): keys put (last value wins) and keys deleted; disjoint. */
+  change(puts: ReadonlyMap<string, Uint8Array>, deletes: readonly string[]): void;
+  /** The watch is (re)established without a re-read; any error is over. */
+  healthy(): void;
+  /** etcd is failing; the hub keeps retrying. Reported once per failure episode (and again if it changes). */
+  error(error: Error): void;
+}
+
+/** Retry timing (exponential, with jitter, capped). */
+export interface BackoffOptions {
+  /** First retry delay in ms. Default 100. */
+  readonly initialMs?: number;
+  /** Largest delay in ms. Default 10 000. */
+  readonly maxMs?: number;
+  /** Growth factor per consecutive failure. Default 2. */
+  readonly multiplier?: number;
+  /** Fraction of each delay that is random, 0…1 (delay × (1 − jitter × random)). Default 0.5. */
+  readonly jitter?: number;
+}
+
+/** Settings of a hub; taken from the first member, shared by all. */
+export interface HubSettings {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly backoff: Required<BackoffOptions>;
+  /** Keys per page of the ranged read (pages are read at one revision). */
+  readonly readPageSize: number;
+  /** Random source for the jitter (tests pass a fixed one). */
+  readonly random: () => number;
+}
+
+/** Error reported while etcd is failing; `cause` is the underlying etcd3/gRPC error. */
+export class EtcdWatchError extends Error {
+  override readonly name = 'EtcdWatchError';
+}
+
+const hubs = new WeakMap<object, Map<string, WatchHub>>();
+
+/**
+ * Joins the shared watch of `etcd` + `prefix`, starting it if this is the first member. The listener gets the
+ * current state at once if the hub has one (`reset`, then `error` if failing). Returns `leave`: idempotent; the
+ * last member to leave stops the watch.
+ */
+export function joinWatch(
+  etcd: WatchableEtcd,
+  prefix: string,
+  settings: HubSettings,
+  listener: WatchListener,
+): () => void {
+  let byPrefix = hubs.get(etcd);
+  if (!byPrefix) {
+    byPrefix = new Map();
+    hubs.set(etcd, byPrefix);
+  }
+  let hub = byPrefix.get(prefix);
+  if (!hub) {
+    const map = byPrefix;
+    hub = new WatchHub(etcd, prefix, settings, () => {
+      map.delete(prefix);
+      if (map.size === 0) hubs.delete(etcd);
+    });
+    byPrefix.set(prefix, hub);
+  }
+  return hub.join(listener);
+}
+
+/** Number of live shared watches on `etcd` (for tests and diagnostics). @internal */
+export function sharedWatchCount(etcd: object): number {
+  return hubs.get(etcd)?.size ?? 0;
+}
+
+/** The smallest key greater than every key with this prefix (etcd's prefix range end); `\0` for "no end". */
+export function prefixRangeEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** grpc-js appends a timestamp to some messages; strip it so one failure episode has one stable message. */
+function stableMessage(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '');
+}
+
+type Phase = 'reading' | 'connecting' | 'watching' | 'waiting' | 'closed';
+
+class WatchHub {
+  readonly #etcd: WatchableEtcd;
+  readonly #prefix: string;
+  readonly #settings: HubSettings;
+  readonly #onClosed: () => void;
+  /** The raw prefix the client sees (relative to the namespace) and the full one etcd sees. */
+  readonly #keyPrefix: Buffer;
+  readonly #fullPrefix: Buffer;
+  readonly #listeners = new Set<WatchListener>();
+
+  #phase: Phase = 'reading';
+  /** Bumped whenever the current read/stream is abandoned; stale callbacks compare and bail. */
+  #generation = 0;
+  #stream: WatchStream | undefined;
+  #cancelTimer: (() => void) | undefined;
+  #attempt = 0;
+
+  /** The prefix as of {@link #revision}: key → raw value. Valid once {@link #hasSnapshot}. */
+  readonly #entries = new Map<string, Uint8Array>();
+  #hasSnapshot = false;
+  /** Every event up to and including this store revision is applied; the watch resumes at revision + 1. */
+  #revision = 0;
+  #clusterId: string | undefined;
+  /** Set when the revision we hold is unusable (compacted, or a different store): the next attempt re-reads. */
+  #needRead = true;
+  /** Fragments of a watch response still being received. */
+  #pending: IWatchResponse['events'] = [];
+  #error: Error | undefined;
+
+  constructor(etcd: WatchableEtcd, prefix: string, settings: HubSettings, onClosed: () => void) {
+    this.#etcd = etcd;
+    this.#prefix = prefix;
+    this.#settings = settings;
+    this.#onClosed = onClosed;
+    this.#keyPrefix = Buffer.from(prefix, 'utf8');
+    this.#fullPrefix = Buffer.concat([etcd.prefix ?? Buffer.alloc(0), this.#keyPrefix]);
+    this.#read();
+  }
+
+  join(listener: WatchListener): () => void {
+    this.#listeners.add(listener);
+    if (this.#hasSnapshot) this.#call(listener, (l) => l.reset(this.#entries));
+    if (this.#error) {
+      const err = this.#error;
+      this.#call(listener, (l) => l.error(err));
+    }
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) this.#close();
+    };
+  }
+
+  #close(): void {
+    this.#phase = 'closed';
+    this.#generation++;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    this.#dropStream();
+    this.#entries.clear();
+    this.#onClosed();
+    this.#settings.logger.debug({ prefix: this.#prefix }, 'sdkit: etcd watch stopped');
+  }
+
+  #dropStream(): void {
+    const stream = this.#stream;
+    this.#stream = undefined;
+    this.#pending = [];
+    if (stream) {
+      try {
+        stream.cancel();
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  #call(listener: WatchListener, fn: (l: WatchListener) => void): void {
+    try {
+      fn(listener);
+    } catch (err) {
+      this.#settings.logger.error({ prefix: this.#prefix, err }, 'sdkit: an etcd watch listener threw');
+    }
+  }
+
+  #broadcast(fn: (l: WatchListener) => void): void {
+    // A listener may leave (even close the hub) from inside its callback: skip members that are gone.
+    for (const listener of [...this.#listeners]) if (this.#listeners.has(listener)) this.#call(listener, fn);
+  }
+
+  // --- reading ---------------------------------------------------------------------------------------------
+
+  #read(): void {
+    if (this.#phase === 'closed') return;
+    const gen = ++this.#generation;
+    this.#phase = 'reading';
+    this.#readAll().then(
+      (res) => {
+        if (gen !== this.#generation) return;
+        this.#applyRead(res);
+        // A listener may have closed the hub from inside `reset`.
+        if (gen === this.#generation) this.#watch();
+      },
+      (err: unknown) => {
+        if (gen !== this.#generation) return;
+        this.#fail(err, 'read');
+      },
+    );
+  }
+
+  /** Reads the whole prefix at one revision, page by page. */
+  async #readAll(): Promise<{ header: IResponseHeader; kvs: IKeyValue[] }> {
+    const rangeEnd = prefixRangeEnd(this.#fullPrefix);
+    const kvs: IKeyValue[] = [];
+    let key = this.#fullPrefix;
+    let revision: string | undefined;
+    let header: IResponseHeader | undefined;
+    for (;;) {
+      const req: IRangeRequest = { key, range_end: rangeEnd, limit: this.#settings.readPageSize };
+      if (revision !== undefined) req.revision = revision;
+      const res = await this.#etcd.kv.range(req);
+      header ??= res.header;
+      revision ??= res.header.revision;
+      for (const kv of res.kvs) kvs.push(kv);
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || !last) break;
+      key = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    return { header: header!, kvs };
+  }
+
+  #applyRead(res: { header: IResponseHeader; kvs: IKeyValue[] }): void {
+    this.#entries.clear();
+    for (const kv of res.kvs) {
+      const key = this.#keyOf(kv.key);
+      if (key !== undefined) this.#entries.set(key, kv.value);
+    }
+    this.#revision = Number(res.header.revision);
+    this.#clusterId = res.header.cluster_id;
+    this.#hasSnapshot = true;
+    this.#needRead = false;
+    this.#error = undefined;
+    this.#settings.logger.debug(
+      { prefix: this.#prefix, revision: this.#revision, count: this.#entries.size },
+      'sdkit: etcd prefix read',
+    );
+    this.#broadcast((l) => l.reset(this.#entries));
+  }
+
+  // --- watching --------------------------------------------------------------------------------------------
+
+  #watch(): void {
+    if (this.#phase === 'closed') return;
+    const gen = ++this.#generation;
+    this.#phase = 'connecting';
+    let opened: Promise<WatchStream>;
+    try {
+      opened = this.#etcd.watchClient.watch();
+    } catch (err) {
+      opened = Promise.reject(err);
+    }
+    opened.then(
+      (stream) => {
+        if (gen !== this.#generation) {
+          try {
+            stream.cancel();
+          } catch {
+            // ignore
+          }
+          return;
+        }
+        this.#stream = stream;
+        stream.on('data', (res) => {
+          if (gen === this.#generation) this.#onResponse(res);
+        });
+        stream.on('error', (err) => {
+          if (gen === this.#generation) this.#fail(err, 'watch');
+        });
+        stream.on('end', () => {
+          if (gen === this.#generation) this.#fail(new Error('etcd ended the watch stream'), 'watch');
+        });
+        stream.write({
+          create_request: {
+            key: this.#fullPrefix,
+            range_end: prefixRangeEnd(this.#fullPrefix),
+            start_revision: this.#revision + 1,
+            progress_notify: true,
+            fragment: true,
+          } as NonNullable<IWatchRequest['create_request']>,
+        });
+      },
+      (err: unknown) => {
+        if (gen === this.#generation) this.#fail(err, 'watch');
+      },
+    );
+  }
+
+  #onResponse(res: IWatchResponse): void {
+    const compacted = Number(res.compact_revision ?? 0);
+    if (compacted > 0) {
+      // Our revision is gone from etcd's history: the events in between are lost, only a fresh read can tell.
+      this.#settings.logger.info(
+        { prefix: this.#prefix, revision: this.#revision, compactRevision: compacted },
+        'sdkit: etcd compacted past the watch revision; re-reading the prefix',
+      );
+      this.#needRead = true;
+      this.#retry();
+      return;
+    }
+    if (res.created) {
+      if (res.canceled) {
+        this.#fail(new Error(`etcd refused the watch: ${res.cancel_reason || 'no reason given'}`), 'watch');
+        return;
+      }
+      if (this.#storeChanged(res.header)) {
+        this.#settings.logger.info(
+          {
+            prefix: this.#prefix,
+            revision: this.#revision,
+            storeRevision: Number(res.header.revision),
+            clusterId: res.header.cluster_id,
+          },
+          'sdkit: etcd is a different store than before (revision went back or cluster changed); re-reading',
+        );
+        this.#needRead = true;
+        this.#dropStream();
+        this.#read();
+        return;
+      }
+      this.#phase = 'watching';
+      this.#attempt = 0;
+      if (this.#error) {
+        this.#error = undefined;
+        this.#settings.logger.info(
+          { prefix: this.#prefix, revision: this.#revision },
+          'sdkit: etcd watch resumed',
+        );
+        this.#broadcast((l) => l.healthy());
+      }
+      return;
+    }
+    if (res.canceled) {
+      this.#fail(new Error(`etcd canceled the watch: ${res.cancel_reason || 'no reason given'}`), 'watch');
+      return;
+    }
+    if (res.events.length > 0) for (const ev of res.events) this.#pending.push(ev);
+    if (res.fragment) return;
+    const events = this.#pending;
+    this.#pending = [];
+    if (events.length > 0) this.#applyEvents(events);
+    // else: a progress notification; its header revision is deliberately not used (it may run ahead of events).
+  }
+
+  /** A lower revision or another cluster id than we hold means etcd was wiped or replaced. */
+  #storeChanged(header: IResponseHeader): boolean {
+    return (
+      Number(header.revision) < this.#revision ||
+      (this.#clusterId !== undefined &&
+        header.cluster_id !== undefined &&
+        header.cluster_id !== this.#clusterId)
+    );
+  }
+
+  #applyEvents(events: IWatchResponse['events']): void {
+    // Coalesce per key, in revision order: the last event for a key decides (a delete then a re-put is a put).
+    const last = new Map<string, Uint8Array | null>();
+    let revision = this.#revision;
+    for (const ev of events) {
+      const rev = Number(ev.kv.mod_revision);
+      if (rev <= this.#revision) continue; // already applied (never expected; guards against replays)
+      if (rev > revision) revision = rev;
+      const key = this.#keyOf(ev.kv.key);
+      if (key === undefined) continue;
+      last.set(key, ev.type === 'Delete' || (ev.type as unknown) === 1 ? null : ev.kv.value);
+    }
+    this.#revision = revision;
+    if (last.size === 0) return;
+    const puts = new Map<string, Uint8Array>();
+    const deletes: string[] = [];
+    for (const [key, value] of last) {
+      if (value === null) {
+        if (this.#entries.delete(key)) deletes.push(key);
+      } else {
+        this.#entries.set(key, value);
+        puts.set(key, value);
+      }
+    }
+    if (puts.size === 0 && deletes.length === 0) return;
+    this.#broadcast((l) => l.change(puts, deletes));
+  }
+
+  /** The key relative to the client's namespace, or undefined (logged) if it is outside the prefix or not UTF-8. */
+  #keyOf(raw: Buffer): string | undefined {
+    const full = this.#fullPrefix;
+    if (raw.length < full.length || !raw.subarray(0, full.length).equals(full)) {
+      this.#settings.logger.warn(
+        { prefix: this.#prefix, key: raw.toString('utf8') },
+        'sdkit: etcd returned a key outside the watched prefix; ignored',
+      );
+      return undefined;
+    }
+    try {
+      return strictUtf8.decode(raw.subarray(this.#etcd.prefix?.length ?? 0));
+    } catch {
+      this.#settings.logger.warn(
+        { prefix: this.#prefix, key: raw.toString('utf8') },
+        'sdkit: etcd key is not valid UTF-8; ignored',
+      );
+      return undefined;
+    }
+  }
+
+  // --- failures --------------------------------------------------------------------------------------------
+
+  #fail(err: unknown, during: 'read' | 'watch'): void {
+    if (this.#phase === 'closed') return;
+    // etcd3 refreshes an expired auth token only on unary calls (a read), never for a watch stream: go through a
+    // read so the next watch carries a fresh token.
+    if (during === 'watch' && /invalid auth token/i.test(stableMessage(err))) this.#needRead = true;
+    const message = `etcd ${during} of prefix ${JSON.stringify(this.#prefix)} failed: ${stableMessage(err)}`;
+    if (this.#error?.message !== message) {
+      this.#error = new EtcdWatchError(message, { cause: err });
+      this.#settings.logger.warn(
+        { prefix: this.#prefix, err: message },
+        'sdkit: etcd watch failing; retrying',
+      );
+      const error = this.#error;
+      this.#broadcast((l) => l.error(error));
+    }
+    this.#retry();
+  }
+
+  /** Abandons the current read/stream and tries again after the backoff delay. */
+  #retry(): void {
+    if (this.#phase === 'closed') return; // e.g. the last listener left from inside `error`
+    this.#generation++;
+    this.#dropStream();
+    this.#cancelTimer?.();
+    this.#phase = 'waiting';
+    const { initialMs, maxMs, multiplier, jitter } = this.#settings.backoff;
+    const base = Math.min(maxMs, initialMs * multiplier ** this.#attempt);
+    const delay = base * (1 - jitter * this.#settings.random());
+    this.#attempt++;
+    this.#cancelTimer = this.#settings.clock.setTimeout(() => {
+      this.#cancelTimer = undefined;
+      if (this.#phase !== 'waiting') return;
+      if (this.#needRead || !this.#hasSnapshot) this.#read();
+      else this.#watch();
+    }, delay);
+  }
+}
