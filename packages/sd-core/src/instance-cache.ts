@@ -1,4 +1,5 @@
-import { type Observable, ReplaySubject } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { LatestSubject } from './latest-subject.js';
 import type { Instance, InstanceChanges, InstancerEvent } from './types.js';
 
 /** A batch of incremental changes for {@link InstanceCache.update}. */
@@ -21,13 +22,11 @@ export interface InstanceUpdate {
  */
 export class InstanceCache {
   readonly #byKey = new Map<string, Instance>();
-  readonly #subject = new ReplaySubject<InstancerEvent>(1);
+  readonly #subject = new LatestSubject<InstancerEvent>();
   #current: InstancerEvent | undefined;
   #closed = false;
   // Events (and the completion, as `null`) waiting to be delivered: an update made by a subscriber while an event
   // is being delivered is queued, so every subscriber sees every event in order and ends on the latest.
-  readonly #outbox: (InstancerEvent | null)[] = [];
-  #delivering = false;
 
   /** Hot; replays the latest event; never errors; completes after {@link InstanceCache.close}. */
   readonly events$: Observable<InstancerEvent> = this.#subject.asObservable();
@@ -98,7 +97,7 @@ export class InstanceCache {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#deliver(null);
+    this.#subject.complete();
   }
 
   #apply(put: readonly Instance[], del: readonly string[]): void {
@@ -138,21 +137,7 @@ export class InstanceCache {
   #emit(event: InstancerEvent): void {
     const frozen = Object.freeze(event);
     this.#current = frozen;
-    this.#deliver(frozen);
-  }
-
-  #deliver(item: InstancerEvent | null): void {
-    this.#outbox.push(item);
-    if (this.#delivering) return;
-    this.#delivering = true;
-    try {
-      for (let next = this.#outbox.shift(); next !== undefined; next = this.#outbox.shift()) {
-        if (next === null) this.#subject.complete();
-        else this.#subject.next(next);
-      }
-    } finally {
-      this.#delivering = false;
-    }
+    this.#subject.next(frozen);
   }
 }
 

@@ -1,5 +1,6 @@
-import { type Observable, ReplaySubject } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { InstanceCache } from './instance-cache.js';
+import { LatestSubject } from './latest-subject.js';
 import {
   type Clock,
   type Instance,
@@ -314,9 +315,7 @@ class MemoryRegistrarImpl implements MemoryRegistrar {
   readonly #instance: Instance;
   readonly #ttlMs: number | undefined;
   readonly #link: RegistryLink;
-  readonly #subject = new ReplaySubject<RegistrarState>(1);
-  readonly #outbox: (RegistrarState | null)[] = [];
-  #delivering = false;
+  readonly #subject = new LatestSubject<RegistrarState>();
   #state: RegistrarState | undefined;
   /** register() was called and deregister() was not since. */
   #wanted = false;
@@ -428,28 +427,13 @@ class MemoryRegistrarImpl implements MemoryRegistrar {
     this.#ended = reason;
     this.#stopTimers();
     this.#link.forget(this);
-    this.#deliver(null);
+    this.#subject.complete();
   }
 
   #setState(state: RegistrarState): void {
     if (this.#state === state) return;
     this.#state = state;
-    this.#deliver(state);
-  }
-
-  /** In-order delivery even when a subscriber changes the state from inside its callback. */
-  #deliver(item: RegistrarState | null): void {
-    this.#outbox.push(item);
-    if (this.#delivering) return;
-    this.#delivering = true;
-    try {
-      for (let next = this.#outbox.shift(); next !== undefined; next = this.#outbox.shift()) {
-        if (next === null) this.#subject.complete();
-        else this.#subject.next(next);
-      }
-    } finally {
-      this.#delivering = false;
-    }
+    this.#subject.next(state);
   }
 }
 

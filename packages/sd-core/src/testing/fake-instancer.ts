@@ -1,5 +1,6 @@
-import { Observable, ReplaySubject } from 'rxjs';
+import { Observable } from 'rxjs';
 import { InstanceCache } from '../instance-cache.js';
+import { LatestSubject } from '../latest-subject.js';
 import type { Instance, Instancer, InstancerEvent } from '../types.js';
 import { toInstance } from './instances.js';
 
@@ -17,9 +18,7 @@ import { toInstance } from './instances.js';
  */
 export class FakeInstancer implements Instancer {
   readonly #cache = new InstanceCache();
-  readonly #subject = new ReplaySubject<InstancerEvent>(1);
-  readonly #outbox: (InstancerEvent | null)[] = [];
-  #delivering = false;
+  readonly #subject = new LatestSubject<InstancerEvent>();
   #current: InstancerEvent | undefined;
   #lastForwarded: InstancerEvent | undefined;
   #subscribers = 0;
@@ -96,7 +95,7 @@ export class FakeInstancer implements Instancer {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#cache.close();
-    this.#deliver(null);
+    this.#subject.complete();
   }
 
   /** Same as {@link FakeInstancer.stop}. */
@@ -115,20 +114,6 @@ export class FakeInstancer implements Instancer {
 
   #publish(event: InstancerEvent): void {
     this.#current = event;
-    this.#deliver(event);
-  }
-
-  #deliver(item: InstancerEvent | null): void {
-    this.#outbox.push(item);
-    if (this.#delivering) return;
-    this.#delivering = true;
-    try {
-      for (let next = this.#outbox.shift(); next !== undefined; next = this.#outbox.shift()) {
-        if (next === null) this.#subject.complete();
-        else this.#subject.next(next);
-      }
-    } finally {
-      this.#delivering = false;
-    }
+    this.#subject.next(event);
   }
 }
