@@ -3,10 +3,14 @@ import { defineConfig } from 'vitest/config';
 // One vitest run for the whole workspace: unit tests (no servers) and integration tests (real etcd, gRPC…).
 // Sources are resolved through the "@sdkit/source" export condition, so tests need no build.
 const conditions = ['@sdkit/source', 'node', 'import', 'module', 'default'];
+// vitest passes ssr.resolve.conditions to the workers as `node --conditions …`; with 'import' among them Node's
+// require() picks packages' ESM entries (e.g. require('long') in protobufjs fails, so etcd3 decodes int64 lease ids
+// as imprecise numbers). Vite adds 'import'/'require' per request itself, so only the custom condition is needed.
+const nodeConditions = ['@sdkit/source', 'node', 'default'];
 
 export default defineConfig({
   resolve: { conditions },
-  ssr: { resolve: { conditions, externalConditions: conditions } },
+  ssr: { resolve: { conditions: nodeConditions, externalConditions: nodeConditions } },
   test: {
     reporters: ['default', './test/harness/src/summary-reporter.ts'],
     teardownTimeout: 10_000,
@@ -23,7 +27,11 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['packages/*/src/**/*.integration.test.ts', 'test/**/*.test.ts', 'examples/*/src/**/*.integration.test.ts'],
+          include: [
+            'packages/*/src/**/*.integration.test.ts',
+            'test/**/*.test.ts',
+            'examples/*/src/**/*.integration.test.ts',
+          ],
           exclude: ['**/node_modules/**'],
           globalSetup: ['./test/harness/src/global-setup.ts'],
           testTimeout: 60_000,

@@ -13,6 +13,13 @@ export {
   type PemSource,
 } from './client.js';
 export { type Codec, codecs } from './codecs.js';
-export { EtcdInstancer, type EtcdInstancerOptions } from './instancer.js';
-export { EtcdRegistrar, type EtcdRegistrarOptions } from './registrar.js';
-export { type DeregisterOnSignalsOptions, deregisterOnSignals } from './shutdown.js';
+export { EtcdInstancer, type EtcdInstancerOptions, EtcdWatchError } from './instancer.js';
+export type { BackoffOptions as LeaseBackoffOptions } from './lease-backoff.js';
+export { EtcdLeasePool, type EtcdLeasePoolOptions } from './lease-pool.js';
+export { EtcdRegistrar, type EtcdRegistrarOptions, type RegistrarInstance } from './registrar.js';
+export {
+  type DeregisterOnSignalsOptions,
+  deregisterOnSignals,
+  type SignalHandlersDisposer,
+  type SignalProcess,
+} from './shutdown.js';

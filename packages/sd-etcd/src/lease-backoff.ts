@@ -1,0 +1,61 @@
+/**
+ * Exponential backoff with jitter for the lease keeper and the registrar's retries.
+ * @module
+ */
+
+/**
+ * How long to wait between attempts that failed: attempt `n` (0-based) waits a random time in
+ * `[d/2, d]` where `d = min(maxMs, initialMs * factor^n)` ("equal jitter": never zero, never in lock-step with
+ * other processes that failed at the same moment).
+ */
+export interface BackoffOptions {
+  /** Delay bound of the first retry, in ms. Default 100. Must be > 0. */
+  readonly initialMs?: number;
+  /** Upper bound of any delay, in ms. Default 5000. Must be >= `initialMs`. */
+  readonly maxMs?: number;
+  /** Growth per failed attempt. Default 2. Must be >= 1. */
+  readonly factor?: number;
+  /** Source of randomness in `[0, 1)`, injectable for tests. Default `Math.random`. */
+  readonly random?: () => number;
+}
+
+/** A validated {@link BackoffOptions}: `delay(attempt)` gives the wait before retry number `attempt` (0-based). */
+export interface Backoff {
+  delay(attempt: number): number;
+}
+
+/** Defaults used when an option is left out. */
+export const DEFAULT_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 5000, factor: 2 });
+
+/**
+ * Validates `options` (TypeError naming the bad value) and returns the delay function.
+ * `where` prefixes error messages, e.g. `'EtcdRegistrar'`.
+ */
+export function createBackoff(options: BackoffOptions | undefined, where: string): Backoff {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TypeError(`${where}: backoff must be an object, got ${String(options)}`);
+  }
+  const initialMs = options?.initialMs ?? DEFAULT_BACKOFF.initialMs;
+  const maxMs = options?.maxMs ?? Math.max(DEFAULT_BACKOFF.maxMs, initialMs);
+  const factor = options?.factor ?? DEFAULT_BACKOFF.factor;
+  const random = options?.random ?? Math.random;
+  if (!Number.isFinite(initialMs) || initialMs <= 0) {
+    throw new TypeError(`${where}: backoff.initialMs must be a finite number > 0, got ${String(initialMs)}`);
+  }
+  if (!Number.isFinite(maxMs) || maxMs < initialMs) {
+    throw new TypeError(`${where}: backoff.maxMs must be a finite number >= initialMs, got ${String(maxMs)}`);
+  }
+  if (!Number.isFinite(factor) || factor < 1) {
+    throw new TypeError(`${where}: backoff.factor must be a finite number >= 1, got ${String(factor)}`);
+  }
+  if (typeof random !== 'function') {
+    throw new TypeError(`${where}: backoff.random must be a function, got ${String(random)}`);
+  }
+  return {
+    delay(attempt: number): number {
+      const ceiling = Math.min(maxMs, initialMs * factor ** Math.max(0, attempt));
+      const r = Math.min(Math.max(random(), 0), 1);
+      return ceiling / 2 + (r * ceiling) / 2;
+    },
+  };
+}

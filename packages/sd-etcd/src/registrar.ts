@@ -1,0 +1,467 @@
+import {
+  type Clock,
+  type Instance,
+  type Logger,
+  type Registrar,
+  type RegistrarState,
+  silentLogger,
+  systemClock,
+} from '@sdkit/sd-core';
+import { type Observable, ReplaySubject } from 'rxjs';
+import type { EtcdClient } from './client.js';
+import { type Codec, codecs } from './codecs.js';
+import type { LeaseBackend } from './lease-backend.js';
+import { type Backoff, type BackoffOptions, createBackoff } from './lease-backoff.js';
+import type { LeaseHolder, LeaseKeeper } from './lease-keeper.js';
+import { EtcdLeasePool } from './lease-pool.js';
+
+/** The instance an {@link EtcdRegistrar} announces: `key` may be left out (the registrar's `key` is used). */
+export interface RegistrarInstance {
+  /** If given, must equal the registrar's `key`. */
+  readonly key?: string;
+  /** What clients dial, e.g. `http://10.0.0.5:8080` or `10.0.0.5:50051`. Non-empty. */
+  readonly address: string;
+  /** Zone, weight, version…; written only by codecs that can carry it (not `gokit`). */
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/** Options of {@link EtcdRegistrar}. Exactly one of `instance` and `value` is required. */
+export interface EtcdRegistrarOptions {
+  /**
+   * The etcd key, unique per instance, e.g. `/services/foosvc/10.0.0.5:8080` (go-kit) or
+   * `my-service/10.0.0.5:50051` (etcd naming). Relative to the client's namespace, if it has one. Non-empty.
+   * May be left out when `instance.key` is given.
+   */
+  readonly key?: string;
+  /** The instance to announce; its value is `codec.encode(instance)`. */
+  readonly instance?: RegistrarInstance;
+  /** The value to store, verbatim (e.g. go-kit's `http://10.0.0.5:8080`). Non-empty. Not with `instance`/`codec`. */
+  readonly value?: string;
+  /** Lease TTL in seconds (etcd's unit): integer >= 1. Default 10 (keep-alive every TTL/3). */
+  readonly ttlSeconds?: number;
+  /**
+   * How `instance` is written. Default `codecs.auto`: the go-kit instance string (the `address`, byte-identical to
+   * what go-kit's `sd/etcdv3` writes) when the instance has no metadata, sdkit's JSON when it has (so nothing is
+   * silently dropped). Use `codecs.etcdNaming` for `{"Op":0,"Addr":…,"Metadata":…}` (gRPC naming).
+   */
+  readonly codec?: Codec;
+  /**
+   * Which lease the key lives on:
+   * - `'shared'` (default): the lease of `EtcdLeasePool.for(client)` for this `ttlSeconds`, shared by every
+   *   registrar of the client with that TTL (one lease, one keep-alive stream per process);
+   * - `'exclusive'`: a lease of its own, revoked on deregister (uses this registrar's `clock`/`backoff`);
+   * - an {@link EtcdLeasePool} of the same client: that pool's (shared or not, as the pool says).
+   */
+  readonly lease?: 'shared' | 'exclusive' | EtcdLeasePool;
+  /** Default: the client's logger. */
+  readonly logger?: Logger;
+  /** Time source for this registrar's retries (and its lease with `lease: 'exclusive'`). Default `systemClock`. */
+  readonly clock?: Clock;
+  /**
+   * Backoff between failed puts (and, with `lease: 'exclusive'`, failed grants/reconnects).
+   * Default `{ initialMs: 100, maxMs: 5000, factor: 2 }` with jitter.
+   */
+  readonly backoff?: BackoffOptions;
+}
+
+const DEFAULT_TTL_SECONDS = 10;
+/** etcd's largest lease TTL (`MaxLeaseTTL`, 9e9 s). */
+const MAX_TTL_SECONDS = 9_000_000_000;
+
+const noop = (): void => {};
+
+interface Deferred {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // The caller may fire-and-forget register(); a rejection (deregistered first) must not crash the process.
+  promise.catch(noop);
+  return { promise, resolve, reject };
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+/** One register() … deregister() span; it is the lease holder, so callbacks of an old span are inert. */
+class Session implements LeaseHolder {
+  active = true;
+  keeper!: LeaseKeeper;
+  readonly registered = deferred();
+  /** The lease the keeper says is alive; the key must be put under it. */
+  targetLease: string | undefined;
+  /** The lease the key was last put under (successfully) since the last loss. */
+  putLease: string | undefined;
+  /** Leases a put was attempted under whose key may exist: deregister deletes under each. */
+  readonly attempted = new Set<string>();
+  putting = false;
+  inflight: Promise<unknown> | undefined;
+  everRegistered = false;
+  wake: (() => void) | undefined;
+
+  constructor(private readonly owner: SessionOwner) {}
+
+  leaseReady(leaseId: string): void {
+    if (!this.active) return;
+    this.targetLease = leaseId;
+    this.wake?.();
+    void this.owner.putLoop(this);
+  }
+
+  leaseLost(error: Error): void {
+    if (!this.active) return;
+    this.targetLease = undefined;
+    this.putLease = undefined;
+    this.wake?.();
+    this.owner.lost(this, error);
+  }
+}
+
+/** What a {@link Session} calls back into (the registrar's private methods). */
+interface SessionOwner {
+  putLoop(session: Session): Promise<void>;
+  lost(session: Session, error: Error): void;
+}
+
+/**
+ * Registers one instance in etcd under a lease that is kept alive, and keeps it registered (go-kit's
+ * `etcdv3.Registrar`, plus what it lacks): if the lease is lost — etcd restarted with its data wiped, a
+ * partition longer than the TTL, someone revoked it — a new lease is granted and the key put again, with
+ * exponential backoff and jitter while etcd fails, until {@link EtcdRegistrar.deregister}.
+ *
+ * - `register()` is idempotent (concurrent calls share one attempt) and resolves once etcd has acknowledged the
+ *   put. It keeps trying while etcd is unreachable; it rejects only if `deregister()` comes first.
+ * - `deregister()` deletes the key at once (only if it is still on this registrar's lease, so a newer owner of the
+ *   same key is left alone) and, if no other registrar shares the lease, revokes the lease. Idempotent. An
+ *   in-flight put is awaited first, so the key cannot come back afterwards. It rejects if etcd could not be told
+ *   (the key then expires within the TTL); the state is `deregistered` either way. `register()` may be called
+ *   again afterwards.
+ * - `[Symbol.asyncDispose]()` deregisters, completes `state$`, and makes later `register()` calls reject.
+ * - `state$` is hot, replays the current state (nothing before the first `register()`/`deregister()`, like
+ *   sd-core's MemoryRegistrar), emits only changes: `registering` → `registered`; on loss `lost` →
+ *   `registering` → `registered`; `deregistered`.
+ *
+ * Leases: by default every registrar of a client with the same `ttlSeconds` shares one lease (one keep-alive
+ * stream per process; see {@link EtcdRegistrarOptions.lease}); when the process dies without deregistering,
+ * all its keys vanish together within the TTL. On a shared lease `deregister()` deletes the key with a
+ * transaction guarded on the lease and leaves the lease to the others; the last one revokes it.
+ *
+ * Validation happens in the constructor, before anything is written: `TypeError` for an empty key, neither or
+ * both of `instance` and `value`, a `ttlSeconds` that is not an integer >= 1, a codec without `encode`, or a value
+ * the codec refuses.
+ */
+export class EtcdRegistrar implements Registrar {
+  /** The etcd key (relative to the client's namespace). */
+  readonly key: string;
+  /** The value written under {@link key}. */
+  readonly value: string;
+  /** The lease TTL asked for, in seconds. */
+  readonly ttlSeconds: number;
+  readonly #pool: EtcdLeasePool;
+  readonly #backend: LeaseBackend;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #backoff: Backoff;
+  readonly #state$ = new ReplaySubject<RegistrarState>(1);
+  #state: RegistrarState | undefined;
+  #session: Session | undefined;
+  #deregistering: Promise<void> | undefined;
+  #disposed = false;
+  readonly #owner: SessionOwner = {
+    putLoop: (session) => this.#putLoop(session),
+    lost: (session, error) => this.#lost(session, error),
+  };
+
+  /** Hot; replays the current state; distinct states only; completes on `[Symbol.asyncDispose]()`. */
+  readonly state$: Observable<RegistrarState>;
+
+  /** @throws TypeError for invalid options (see the class documentation). */
+  constructor(client: EtcdClient, options: EtcdRegistrarOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`EtcdRegistrar: options must be an object, got ${show(options)}`);
+    }
+    const { instance, value, codec } = options;
+    if ((instance === undefined) === (value === undefined)) {
+      throw new TypeError(
+        `EtcdRegistrar: exactly one of 'instance' and 'value' is required, got ${
+          instance === undefined ? 'neither' : 'both'
+        }`,
+      );
+    }
+    let key = options.key;
+    if (instance !== undefined) {
+      if (instance === null || typeof instance !== 'object') {
+        throw new TypeError(
+          `EtcdRegistrar: instance must be an object { address, metadata? }, got ${show(instance)}`,
+        );
+      }
+      if (instance.key !== undefined && key !== undefined && instance.key !== key) {
+        throw new TypeError(
+          `EtcdRegistrar: instance.key ${show(instance.key)} differs from key ${show(key)}; give one or make them equal`,
+        );
+      }
+      key ??= instance.key;
+    }
+    if (typeof key !== 'string' || key === '') {
+      throw new TypeError(`EtcdRegistrar: key must be a non-empty string, got ${show(key)}`);
+    }
+    const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
+      throw new TypeError(
+        `EtcdRegistrar: ttlSeconds must be an integer from 1 to ${MAX_TTL_SECONDS} (etcd's lease TTL, in seconds), got ${show(ttlSeconds)}`,
+      );
+    }
+    let encoded: string;
+    if (instance !== undefined) {
+      const c = codec ?? codecs.auto;
+      if (c === null || typeof c !== 'object' || typeof c.encode !== 'function') {
+        throw new TypeError(`EtcdRegistrar: codec must be a Codec (e.g. codecs.gokit), got ${show(c)}`);
+      }
+      const full: Instance =
+        instance.metadata === undefined
+          ? { key, address: instance.address }
+          : { key, address: instance.address, metadata: instance.metadata };
+      try {
+        encoded = c.encode(full);
+      } catch (err) {
+        throw new TypeError(
+          `EtcdRegistrar: codec ${c.name} cannot encode instance ${show(key)}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      if (typeof encoded !== 'string' || encoded === '') {
+        throw new TypeError(
+          `EtcdRegistrar: codec ${c.name} encoded ${show(key)} as ${show(encoded)}, not a non-empty string`,
+        );
+      }
+    } else {
+      if (codec !== undefined) {
+        throw new TypeError("EtcdRegistrar: 'codec' applies to 'instance' only; 'value' is written verbatim");
+      }
+      if (typeof value !== 'string' || value === '') {
+        throw new TypeError(`EtcdRegistrar: value must be a non-empty string, got ${show(value)}`);
+      }
+      encoded = value;
+    }
+    this.#clock = options.clock ?? systemClock;
+    this.#backoff = createBackoff(options.backoff, 'EtcdRegistrar');
+    const lease = options.lease ?? 'shared';
+    if (lease === 'shared') {
+      this.#pool = EtcdLeasePool.for(client);
+    } else if (lease === 'exclusive') {
+      this.#pool = new EtcdLeasePool(client, {
+        share: false,
+        clock: this.#clock,
+        ...(options.backoff ? { backoff: options.backoff } : {}),
+        ...(options.logger ? { logger: options.logger } : {}),
+      });
+    } else if (lease instanceof EtcdLeasePool) {
+      if (lease.client !== client) {
+        throw new TypeError('EtcdRegistrar: the lease pool belongs to another EtcdClient');
+      }
+      this.#pool = lease;
+    } else {
+      throw new TypeError(
+        `EtcdRegistrar: lease must be 'shared', 'exclusive' or an EtcdLeasePool, got ${show(lease)}`,
+      );
+    }
+    this.key = key;
+    this.value = encoded;
+    this.ttlSeconds = ttlSeconds;
+    this.#backend = this.#pool.backend;
+    this.#logger = options.logger ?? this.#pool.logger ?? silentLogger;
+    this.state$ = this.#state$.asObservable();
+  }
+
+  /** The current state (see {@link EtcdRegistrar.state$}); `undefined` before the first register()/deregister(). */
+  get state(): RegistrarState | undefined {
+    return this.#state;
+  }
+
+  /** The id (decimal string) of the lease the key was last put under, while registered; else `undefined`. */
+  get leaseId(): string | undefined {
+    return this.#session?.putLease;
+  }
+
+  /**
+   * Writes the key (under a kept-alive lease) and keeps it there. Resolves once etcd acknowledged the put;
+   * idempotent (while registered or registering, returns the same promise). Rejects if `deregister()` is called
+   * before it succeeded, or if the registrar was disposed.
+   */
+  register(): Promise<void> {
+    if (this.#disposed) {
+      return Promise.reject(new Error(`EtcdRegistrar: register() of ${show(this.key)} after dispose`));
+    }
+    if (this.#session) return this.#session.registered.promise;
+    if (this.#deregistering) {
+      // Wait for the running deregistration, so its delete cannot remove the new registration.
+      return this.#deregistering.catch(noop).then(() => this.register());
+    }
+    const session = new Session(this.#owner);
+    this.#session = session;
+    this.#setState('registering');
+    this.#logger.debug({ key: this.key, ttlSeconds: this.ttlSeconds }, 'sdkit: registering in etcd');
+    session.keeper = this.#pool.acquire(this.ttlSeconds, session);
+    return session.registered.promise;
+  }
+
+  /**
+   * Stops keeping the key alive and removes it at once: deletes it (if still on this registrar's lease) and
+   * revokes the lease unless other registrars share it. Idempotent: concurrent calls share one attempt; a call
+   * while not registered resolves at once. State is `deregistered` when it settles. Rejects if etcd could not be
+   * reached (the key then expires within `ttlSeconds`).
+   */
+  deregister(): Promise<void> {
+    if (this.#deregistering) return this.#deregistering;
+    const session = this.#session;
+    if (!session) {
+      this.#setState('deregistered');
+      return Promise.resolve();
+    }
+    this.#session = undefined;
+    session.active = false;
+    session.wake?.();
+    session.registered.reject(
+      new Error(
+        `EtcdRegistrar: deregister() was called before the registration of ${show(this.key)} completed`,
+      ),
+    );
+    const closing = this.#pool.release(session.keeper, session);
+    const work = (async () => {
+      // A put still in flight could land after our delete: let it settle first.
+      await session.inflight?.catch(noop);
+      const ops: Promise<unknown>[] = [...session.attempted].map((leaseId) =>
+        this.#backend.deleteIfLease(this.key, leaseId),
+      );
+      if (closing) ops.push(closing);
+      const failures = (await Promise.allSettled(ops)).filter((r) => r.status === 'rejected');
+      this.#setState('deregistered');
+      if (failures.length > 0) {
+        const cause = (failures[0] as PromiseRejectedResult).reason;
+        const message =
+          `EtcdRegistrar: could not remove ${show(this.key)} from etcd (${cause instanceof Error ? cause.message : String(cause)}); ` +
+          `it expires within ${this.ttlSeconds} s`;
+        this.#logger.warn({ key: this.key, err: cause }, message);
+        throw new Error(message, { cause });
+      }
+      this.#logger.info({ key: this.key }, 'sdkit: deregistered from etcd');
+    })();
+    this.#deregistering = work;
+    work.then(
+      () => this.#deregisterDone(work),
+      () => this.#deregisterDone(work),
+    );
+    return work;
+  }
+
+  /** Deregisters, completes `state$`; later `register()` calls reject. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#disposed = true;
+    try {
+      await this.deregister();
+    } finally {
+      this.#state$.complete();
+    }
+  }
+
+  #deregisterDone(work: Promise<void>): void {
+    if (this.#deregistering === work) this.#deregistering = undefined;
+  }
+
+  #setState(state: RegistrarState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#state$.next(state);
+  }
+
+  /** Puts the key under the session's target lease until it is there, with backoff on failures. */
+  async #putLoop(session: Session): Promise<void> {
+    if (session.putting) return;
+    session.putting = true;
+    let failures = 0;
+    try {
+      while (session.active) {
+        const leaseId = session.targetLease;
+        if (leaseId === undefined || leaseId === session.putLease) break;
+        this.#setState('registering');
+        session.attempted.add(leaseId);
+        const op = this.#backend.put(this.key, this.value, leaseId);
+        session.inflight = op;
+        try {
+          await op;
+        } catch (error) {
+          if (!session.active) break;
+          const err = error instanceof Error ? error : new Error(String(error));
+          if (this.#backend.isLeaseNotFound(err)) {
+            session.attempted.delete(leaseId);
+            if (session.targetLease === leaseId) session.targetLease = undefined;
+            session.keeper.reportLeaseNotFound(leaseId, err);
+            continue;
+          }
+          if (this.#backend.isClientClosed(err)) {
+            this.#logger.error({ key: this.key, err }, 'sdkit: etcd client closed; cannot register');
+            break;
+          }
+          const delay = this.#backoff.delay(failures++);
+          this.#logger[failures === 1 ? 'warn' : 'debug'](
+            { key: this.key, err, attempt: failures, retryInMs: Math.round(delay) },
+            'sdkit: could not put the registration into etcd; retrying',
+          );
+          await this.#sleep(session, delay);
+          continue;
+        } finally {
+          if (session.inflight === op) session.inflight = undefined;
+        }
+        if (!session.active) break;
+        failures = 0;
+        session.putLease = leaseId;
+        session.attempted.clear();
+        session.attempted.add(leaseId);
+        if (session.targetLease === leaseId) {
+          const again = session.everRegistered;
+          session.everRegistered = true;
+          this.#setState('registered');
+          session.registered.resolve();
+          this.#logger.info(
+            { key: this.key, leaseId },
+            again ? 'sdkit: registered in etcd again, on a new lease' : 'sdkit: registered in etcd',
+          );
+        }
+      }
+    } finally {
+      session.putting = false;
+    }
+  }
+
+  /** The session's lease is gone (or presumed gone). */
+  #lost(session: Session, error: Error): void {
+    if (this.#session !== session) return;
+    if (session.everRegistered) {
+      this.#setState('lost');
+      this.#logger.warn({ key: this.key, err: error }, 'sdkit: etcd registration lost; registering again');
+    }
+  }
+
+  #sleep(session: Session, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const cancel = this.#clock.setTimeout(done, ms);
+      function done(): void {
+        cancel();
+        if (session.wake === done) session.wake = undefined;
+        resolve();
+      }
+      session.wake = done;
+    });
+  }
+}
