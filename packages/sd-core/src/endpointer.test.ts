@@ -4,6 +4,7 @@ import { endpointer } from './endpointer.js';
 import { FakeClock } from './testing/fake-clock.js';
 import { FakeInstancer } from './testing/fake-instancer.js';
 import { instance } from './testing/instances.js';
+import { record } from './testing/record.js';
 import type { Endpoint, Factory, FactoryResult, Instance, InstancerEvent, Logger } from './types.js';
 
 interface Made {
@@ -56,21 +57,6 @@ function deferred<T>() {
 
 /** Lets every queued microtask (promise callbacks) run. */
 const settle = () => new Promise<void>((r) => setImmediate(r));
-
-function record<T>(obs: Observable<T>) {
-  const values: T[] = [];
-  const state = { completed: false, errored: false };
-  const sub = obs.subscribe({
-    next: (v) => values.push(v),
-    complete: () => {
-      state.completed = true;
-    },
-    error: () => {
-      state.errored = true;
-    },
-  });
-  return { values, state, unsubscribe: () => sub.unsubscribe() };
-}
 
 describe('endpointer: options', () => {
   const fake = new FakeInstancer([]);

@@ -47,6 +47,26 @@ describe('InstanceCache', () => {
     expect(c.current()).toBe(r.events[0]);
   });
 
+  it('does not keep its history alive: only the latest event points at its predecessor', () => {
+    const c = new InstanceCache();
+    const seen: InstancerEvent[] = [];
+    // What a consumer sees on receipt: `since` is the event it processed just before.
+    const sinceOnReceipt: (InstancerEvent | undefined)[] = [];
+    c.events$.subscribe((e) => {
+      sinceOnReceipt.push(e.changes?.since);
+      seen.push(e);
+    });
+    for (let i = 0; i < 50; i++) c.update({ put: [inst(`k${i}`)] });
+    c.fail(new Error('down'));
+    c.update({ put: [inst('last')] });
+    expect(sinceOnReceipt.slice(1, 50)).toEqual(seen.slice(0, 49));
+    // Afterwards no event but the latest still references another one: the chain is one link long.
+    const current = c.current()!;
+    expect(current.changes?.since).toBe(seen[seen.length - 2]);
+    expect(current.changes?.since?.changes?.since).toBeUndefined();
+    expect(seen.slice(0, -1).every((e) => e.changes?.since === undefined)).toBe(true);
+  });
+
   it('emits an empty first event for an empty first read', () => {
     const c = new InstanceCache();
     c.replace([]);

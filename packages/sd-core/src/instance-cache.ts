@@ -128,13 +128,18 @@ export class InstanceCache {
       added.length === 0 && removed.length === 0 && prev
         ? prev.instances
         : merge(prev?.instances ?? EMPTY, added, removed);
+    // Not frozen: #emit clears `since` when the next event goes out (see there).
     const changes: InstanceChanges | undefined = prev
-      ? Object.freeze({ since: prev, added: Object.freeze(added), removed: Object.freeze(removed) })
+      ? { since: prev, added: Object.freeze(added), removed: Object.freeze(removed) }
       : undefined;
     this.#emit(changes ? { instances, changes } : { instances });
   }
 
   #emit(event: InstancerEvent): void {
+    // The previous event stops pointing at its own predecessor, or every event would keep all earlier ones (and
+    // their full instance arrays) alive: a long-running instancer would leak its whole history.
+    const previous = this.#current?.changes as { since?: InstancerEvent } | undefined;
+    if (previous) previous.since = undefined;
     const frozen = Object.freeze(event);
     this.#current = frozen;
     this.#subject.next(frozen);

@@ -4,6 +4,7 @@ import { FixedInstancer } from './fixed-instancer.js';
 import { MemoryRegistry } from './memory-registry.js';
 import { FakeClock } from './testing/fake-clock.js';
 import { FakeInstancer } from './testing/fake-instancer.js';
+import { record } from './testing/record.js';
 import type { Instancer, InstancerEvent } from './types.js';
 
 /** One implementation under test: a fresh instancer holding a:1 and b:1, and ways to drive it. */
@@ -61,21 +62,6 @@ const subjects: [string, () => Subject, boolean][] = [
   ],
 ];
 
-function record(events$: Observable<InstancerEvent>) {
-  const events: InstancerEvent[] = [];
-  const state = { completed: false, errored: false };
-  const sub = events$.subscribe({
-    next: (e) => events.push(e),
-    complete: () => {
-      state.completed = true;
-    },
-    error: () => {
-      state.errored = true;
-    },
-  });
-  return { events, state, unsubscribe: () => sub.unsubscribe() };
-}
-
 describe.each(subjects)('Instancer contract: %s', (_name, make, changes) => {
   it('has its first event before anyone subscribes, sorted and frozen; a subscriber gets it at once', () => {
     const s = make();
@@ -86,8 +72,8 @@ describe.each(subjects)('Instancer contract: %s', (_name, make, changes) => {
       expect(Object.isFrozen(current)).toBe(true);
       expect(Object.isFrozen(current!.instances)).toBe(true);
       const r = record(s.instancer.events$);
-      expect(r.events).toEqual([current]);
-      expect(r.events[0]).toBe(current);
+      expect(r.values).toEqual([current]);
+      expect(r.values[0]).toBe(current);
       r.unsubscribe();
     } finally {
       s.cleanup();
@@ -101,12 +87,12 @@ describe.each(subjects)('Instancer contract: %s', (_name, make, changes) => {
       s.change!();
       s.change!();
       const late = record(s.instancer.events$);
-      expect(early.events).toHaveLength(3);
-      expect(late.events).toEqual([early.events[2]]);
+      expect(early.values).toHaveLength(3);
+      expect(late.values).toEqual([early.values[2]]);
       s.change!();
-      expect(late.events).toHaveLength(2);
-      expect(late.events[1]).toBe(s.instancer.current());
-      expect(late.events[1]!.changes?.since).toBe(late.events[0]);
+      expect(late.values).toHaveLength(2);
+      expect(late.values[1]).toBe(s.instancer.current());
+      expect(late.values[1]!.changes?.since).toBe(late.values[0]);
     } finally {
       s.cleanup();
     }
@@ -118,7 +104,7 @@ describe.each(subjects)('Instancer contract: %s', (_name, make, changes) => {
       const r = record(s.instancer.events$);
       s.repeat!();
       s.repeat!();
-      expect(r.events).toHaveLength(1);
+      expect(r.values).toHaveLength(1);
     } finally {
       s.cleanup();
     }
@@ -133,7 +119,7 @@ describe.each(subjects)('Instancer contract: %s', (_name, make, changes) => {
       s.instancer[Symbol.dispose]();
       expect(r.state).toEqual({ completed: true, errored: false });
       s.change?.();
-      expect(r.events).toHaveLength(1);
+      expect(r.values).toHaveLength(1);
       const late = record(s.instancer.events$);
       expect(late.state.completed).toBe(true);
       expect(late.state.errored).toBe(false);

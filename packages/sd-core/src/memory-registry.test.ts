@@ -2,22 +2,8 @@ import { filter, firstValueFrom, type Observable, timeout } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { MemoryRegistry } from './memory-registry.js';
 import { FakeClock } from './testing/fake-clock.js';
+import { record } from './testing/record.js';
 import type { InstancerEvent, Logger, RegistrarState } from './types.js';
-
-function record<T>(obs: Observable<T>) {
-  const values: T[] = [];
-  const state = { completed: false, errored: false };
-  const sub = obs.subscribe({
-    next: (v) => values.push(v),
-    complete: () => {
-      state.completed = true;
-    },
-    error: () => {
-      state.errored = true;
-    },
-  });
-  return { values, state, unsubscribe: () => sub.unsubscribe() };
-}
 
 const addresses = (e: InstancerEvent | undefined) => e?.instances.map((i) => i.address);
 

@@ -37,8 +37,12 @@ export interface InstancerEvent {
 
 /** The difference between two consecutive events of one source (see {@link InstancerEvent.changes}). */
 export interface InstanceChanges {
-  /** The event these changes apply to. */
-  readonly since: InstancerEvent;
+  /**
+   * The event these changes apply to. Cleared (`undefined`) as soon as the source emits a newer event, so that
+   * events never hold on to their whole history; a consumer compares it with the event it processed last, when
+   * it receives this one.
+   */
+  readonly since?: InstancerEvent;
   /** Instances that are new, or whose address or metadata changed (the new value). Sorted by key. */
   readonly added: readonly Instance[];
   /** Instances that are gone, or whose address or metadata changed (the old value). Sorted by key. */

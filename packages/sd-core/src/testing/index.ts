@@ -6,3 +6,4 @@
 export { FakeClock } from './fake-clock.js';
 export { FakeInstancer } from './fake-instancer.js';
 export { instance, instances } from './instances.js';
+export { type Recording, record } from './record.js';
