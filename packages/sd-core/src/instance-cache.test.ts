@@ -282,7 +282,7 @@ describe('InstanceCache (property)', () => {
           if (e.changes) {
             expect(e.changes.since).toBe(events[events.length - 2]);
             // since.instances - removed + added == instances
-            const rebuilt = new Map(e.changes.since.instances.map((i) => [i.key, i]));
+            const rebuilt = new Map(e.changes.since!.instances.map((i) => [i.key, i]));
             for (const r of e.changes.removed) {
               expect(sameInstance(rebuilt.get(r.key)!, r)).toBe(true);
               rebuilt.delete(r.key);

@@ -138,7 +138,7 @@ export class InstanceCache {
   #emit(event: InstancerEvent): void {
     // The previous event stops pointing at its own predecessor, or every event would keep all earlier ones (and
     // their full instance arrays) alive: a long-running instancer would leak its whole history.
-    const previous = this.#current?.changes as { since?: InstancerEvent } | undefined;
+    const previous = this.#current?.changes as { since?: InstancerEvent | undefined } | undefined;
     if (previous) previous.since = undefined;
     const frozen = Object.freeze(event);
     this.#current = frozen;

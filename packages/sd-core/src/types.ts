@@ -42,7 +42,7 @@ export interface InstanceChanges {
    * events never hold on to their whole history; a consumer compares it with the event it processed last, when
    * it receives this one.
    */
-  readonly since?: InstancerEvent;
+  readonly since?: InstancerEvent | undefined;
   /** Instances that are new, or whose address or metadata changed (the new value). Sorted by key. */
   readonly added: readonly Instance[];
   /** Instances that are gone, or whose address or metadata changed (the old value). Sorted by key. */
