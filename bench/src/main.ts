@@ -7,8 +7,15 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchChurn } from './churn.js';
+import { benchColdStart } from './cold-start.js';
+import { populate, startBenchEtcd } from './etcd-env.js';
+import { evaluateGoals, goalsTable } from './goals.js';
 import { canMeasureAllocation } from './measure.js';
+import { benchMemory } from './memory.js';
 import { benchPicks, benchPipeline } from './picks.js';
+import { benchPropagation, propagationPrefix } from './propagation.js';
+import { benchRegistration } from './registration.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
@@ -18,8 +25,47 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 if (!canMeasureAllocation) say('note: run node with --expose-gc to measure allocation');
 say(`sdkit benchmarks${quick ? ' (quick)' : ''} — node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'}`);
 
+const started = process.hrtime.bigint();
+const elapsed = () => `${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(1)} s`;
 const picks = benchPicks([10, 1_000, 10_000], quick);
+say(`picks done (${elapsed()})`);
 const pipeline = await benchPipeline(quick);
+say(`pipeline done (${elapsed()})`);
+const memory = await benchMemory(quick ? 10_000 : 100_000);
+say(`memory done (${elapsed()})`);
+
+const env = await startBenchEtcd();
+let etcd: Awaited<ReturnType<typeof runEtcdBenches>>;
+try {
+  etcd = await runEtcdBenches();
+} finally {
+  await env.close();
+}
+const { propagation, coldStart, churn, registration } = etcd;
+
+async function runEtcdBenches() {
+  const sizes = quick ? [100, 10_000] : [100, 10_000, 100_000];
+  const propagation = await benchPropagation(env, sizes, () => 200, say);
+  say(`propagation done (${elapsed()})`);
+  const coldN = quick ? 10_000 : 100_000;
+  const coldStart = await benchColdStart(env, propagationPrefix(coldN), coldN, quick ? 5 : 7);
+  say(`cold start done (${elapsed()})`);
+  // Single-change churn is bounded: every event is retained by the next one's `changes.since` (see
+  // docs/benchmarks.md), ~85 KB per event at 10 000 instances.
+  const churnChanges = quick ? 2_000 : 5_000;
+  const churn = [
+    await benchChurn(env, propagationPrefix(10_000), 10_000, churnChanges, 64),
+    // Same again with the changes written 100 per transaction: etcd's per-request cost amortised, so the
+    // instancer (not etcd) is what is measured.
+    await populate(env.writer, '/bench/churn-txn/', 10_000).then(() =>
+      benchChurn(env, '/bench/churn-txn/', 10_000, churnChanges * 10, 8, 100),
+    ),
+  ];
+  say(`churn done (${elapsed()})`);
+  const registration = await benchRegistration(env, quick ? 1_000 : 10_000, quick ? 4 : 12);
+  say(`registration done (${elapsed()})`);
+  return { propagation, coldStart, churn, registration };
+}
 
 const machine = {
   date: new Date().toISOString(),
@@ -29,11 +75,16 @@ const machine = {
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   quick,
 };
-const results = { machine, picks, pipeline };
+const goals = evaluateGoals({ picks, pipeline, propagation, churn, memory });
+const results = { machine, goals, picks, pipeline, propagation, churn, registration, memory, coldStart };
 
 const fmt = (n: number, d = 1) => (Number.isNaN(n) ? 'n/a' : n.toFixed(d));
 const md = [
   `Measured ${machine.date.slice(0, 10)} on ${machine.cpu} (${machine.cores} cores), Node ${machine.node}${quick ? ', quick mode' : ''}.`,
+  '',
+  '### Goals',
+  '',
+  ...goalsTable(goals),
   '',
   '### Pick cost',
   '',
@@ -49,10 +100,62 @@ const md = [
   `| retry(roundRobin(endpointer)) | ${fmt(pipeline.pipelineNs)} |`,
   `| overhead | ${fmt(pipeline.overheadNs)} (${fmt(pipeline.pipelineNs / pipeline.directNs, 2)}×) |`,
   '',
+  '### Discovery propagation (real etcd, put start → watcher has the key)',
+  '',
+  `${propagation[0]?.changes ?? 0} sequential changes per size; the three watchers follow the prefix at once.`,
+  '',
+  '| instances | watcher | p50 ms | p99 ms | max ms |',
+  '| ---: | --- | ---: | ---: | ---: |',
+  ...propagation.flatMap((p) =>
+    (['sdkit', 'floor', 'baseline'] as const).map(
+      (w) =>
+        `| ${p.instances} | ${w === 'floor' ? 'floor (bare etcd3 watch)' : w === 'baseline' ? 'baseline (go-kit re-read)' : 'sdkit EtcdInstancer'} | ${fmt(p[w].p50, 2)} | ${fmt(p[w].p99, 2)} | ${fmt(p[w].max, 2)} |`,
+    ),
+  ),
+  '',
+  '| instances | sdkit / floor (p50) | baseline / sdkit (p50) |',
+  '| ---: | ---: | ---: |',
+  ...propagation.map(
+    (p) => `| ${p.instances} | ${fmt(p.sdkitOverFloor, 2)}× | ${fmt(p.baselineOverSdkit, 1)}× |`,
+  ),
+  '',
+  '### Churn (real etcd)',
+  '',
+  '| instances | changes | requests in flight | changes / request | changes/s applied | etcd writes/s | lag after last ack ms | events | converged | heap retained MiB |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+  ...churn.map(
+    (c) =>
+      `| ${c.instances} | ${c.changes} | ${c.concurrency} | ${c.batch} | ${fmt(c.changesPerSec, 0)} | ${fmt(c.writesPerSec, 0)} | ${fmt(c.lagAfterLastAckMs, 1)} | ${c.events} | ${c.converged} | ${fmt(c.retainedHeapMiB, 0)} |`,
+  ),
+  '',
+  '### Registration scale (real etcd, shared lease)',
+  '',
+  '| registrars | all registered ms | all visible ms | leases | lease renewals/s | keep-alive msgs/s | deregister all ms |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  `| ${registration.registrars} | ${fmt(registration.allRegisteredMs, 0)} | ${fmt(registration.allVisibleMs, 0)} | ${registration.leases} | ${fmt(registration.renewalsPerSec, 2)} | ${fmt(registration.keepAliveMsgsPerSec, 2)} | ${fmt(registration.deregisterAllMs, 0)} |`,
+  '',
+  `TTL ${registration.ttlSeconds} s; keep-alive traffic measured over ${fmt(registration.windowSec, 1)} s from etcd's /metrics.`,
+  '',
+  '### Memory per instance held',
+  '',
+  `Source: ${memory.source}; ${memory.instances} instances.`,
+  '',
+  '| part | bytes / instance |',
+  '| --- | ---: |',
+  `| instancer (instances, cache, event) | ${fmt(memory.instancerBytesPerInstance, 0)} |`,
+  `| endpointer + roundRobin | ${fmt(memory.endpointerBytesPerInstance, 0)} |`,
+  `| total | ${fmt(memory.totalBytesPerInstance, 0)} |`,
+  '',
+  '### Cold start (real etcd)',
+  '',
+  '| instances | first event ms (median) | bare ranged read ms | ratio |',
+  '| ---: | ---: | ---: | ---: |',
+  `| ${coldStart.instances} | ${fmt(coldStart.firstEventMs, 1)} | ${fmt(coldStart.rangedReadMs, 1)} | ${fmt(coldStart.ratio, 2)}× |`,
+  '',
 ].join('\n');
 
 await mkdir(resultsDir, { recursive: true });
 await writeFile(join(resultsDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 await writeFile(join(resultsDir, 'latest.md'), md);
 say(md);
-say(`wrote ${join(resultsDir, 'latest.json')} and latest.md`);
+say(`wrote ${join(resultsDir, 'latest.json')} and latest.md (${elapsed()})`);

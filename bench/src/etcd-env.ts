@@ -1,0 +1,109 @@
+/** A throw-away etcd for the benchmarks that need one, and helpers to fill it fast. */
+import { createEtcdClient, type EtcdClient } from '@sdkit/sd-etcd';
+import { type EtcdServer, startEtcd } from '@sdkit/test-harness';
+import { Etcd3 } from 'etcd3';
+
+/** Ops per populate transaction (etcd is started with a matching `--max-txn-ops`). */
+export const TXN_OPS = 2000;
+
+/** The bench's etcd: one server, a raw writer client, and every client made through it (closed by `close`). */
+export interface BenchEtcd {
+  readonly server: EtcdServer;
+  /** Raw etcd3 client used to write (puts, deletes, populating) — never one of the measured watchers. */
+  readonly writer: Etcd3;
+  /** A new raw etcd3 client (its own gRPC connection), closed with the environment. */
+  raw(): Etcd3;
+  /** A new sdkit client (its own gRPC connection), closed with the environment. */
+  sdkit(): Promise<EtcdClient>;
+  /** Closes every client, then stops etcd and removes its data. */
+  close(): Promise<void>;
+}
+
+/** Starts etcd on loopback (allowing big populate transactions). */
+export async function startBenchEtcd(): Promise<BenchEtcd> {
+  const server = await startEtcd({
+    name: 'bench',
+    extraArgs: [
+      `--max-txn-ops=${TXN_OPS}`,
+      '--max-request-bytes=10485760',
+      '--quota-backend-bytes=8589934592',
+      // Keep old revisions around while benchmarking (no auto-compaction interfering with watches).
+      '--auto-compaction-retention=0',
+    ],
+  });
+  const closers: (() => unknown)[] = [];
+  const raw = () => {
+    const c = new Etcd3({ hosts: server.endpoints });
+    closers.push(() => c.close());
+    return c;
+  };
+  const writer = raw();
+  return {
+    server,
+    writer,
+    raw,
+    async sdkit() {
+      const c = await createEtcdClient({ endpoints: server.endpoints });
+      closers.push(() => c.close());
+      return c;
+    },
+    async close() {
+      for (const close of closers.reverse()) await close();
+      await server.close();
+    },
+  };
+}
+
+/** A go-kit style value (the instance address) for instance `i`. */
+export function addressOf(i: number, salt = 0): string {
+  return `http://10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:${8080 + salt}`;
+}
+
+/** Key of instance `i` under `prefix` (fixed width so keys sort like numbers). */
+export function keyOf(prefix: string, i: number): string {
+  return `${prefix}${String(i).padStart(7, '0')}`;
+}
+
+/**
+ * Writes `count` keys `keyOf(prefix, from..from+count-1)` with go-kit values, in transactions of {@link TXN_OPS}
+ * puts, a few at a time.
+ */
+export async function populate(client: Etcd3, prefix: string, count: number, from = 0): Promise<void> {
+  const batches: [number, number][] = [];
+  for (let i = from; i < from + count; i += TXN_OPS) batches.push([i, Math.min(from + count, i + TXN_OPS)]);
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length) {
+      const [a, b] = batches[next++]!;
+      const ops = [];
+      for (let i = a; i < b; i++) ops.push(client.put(keyOf(prefix, i)).value(addressOf(i)));
+      await client
+        .if(keyOf(prefix, a), 'Create', '>', -1)
+        .then(...ops)
+        .commit();
+    }
+  };
+  await Promise.all([worker(), worker(), worker()]);
+}
+
+/** Runs `tasks` with at most `limit` in flight. */
+export async function bounded(limit: number, count: number, task: (i: number) => Promise<unknown>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+}
+
+/** p-th percentile (0..100, nearest rank) of `values`. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * s.length);
+  return s[Math.min(s.length - 1, Math.max(0, rank - 1))]!;
+}
+
+/** Milliseconds since `t0` (a `process.hrtime.bigint()` reading). */
+export function msSince(t0: bigint): number {
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}

@@ -1,0 +1,89 @@
+/** The performance goals, each checked against the measured figures (reported as met/missed, never asserted). */
+import type { ChurnResult } from './churn.js';
+import type { MemoryResult } from './memory.js';
+import type { PickResult, PipelineResult } from './picks.js';
+import type { PropagationResult } from './propagation.js';
+
+/** One goal and how the run did against it. */
+export interface Goal {
+  readonly goal: string;
+  readonly measured: string;
+  /** `true` met, `false` missed, `null` not measured in this run. */
+  readonly met: boolean | null;
+}
+
+interface Figures {
+  readonly picks: readonly PickResult[];
+  readonly pipeline: PipelineResult;
+  readonly propagation: readonly PropagationResult[];
+  readonly churn: readonly ChurnResult[];
+  readonly memory: MemoryResult;
+}
+
+/** Bytes per pick below which a pick counts as allocation-free (measurement noise over 100 000 picks). */
+const NO_ALLOCATION_BYTES = 0.5;
+
+export function evaluateGoals(f: Figures): Goal[] {
+  const goals: Goal[] = [];
+  const x = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+  const worst = f.propagation.reduce<PropagationResult | undefined>(
+    (w, p) => (!w || p.sdkitOverFloor > w.sdkitOverFloor ? p : w),
+    undefined,
+  );
+  goals.push({
+    goal: 'propagation p50 ≤ 1.2× floor (every size)',
+    measured: f.propagation.map((p) => `${x(p.sdkitOverFloor)}× at ${p.instances}`).join(', '),
+    met: worst ? worst.sdkitOverFloor <= 1.2 : null,
+  });
+  const at10k = f.propagation.find((p) => p.instances === 10_000);
+  goals.push({
+    goal: 'propagation ≥ 20× faster than the re-read baseline at 10 000 (p50)',
+    measured: at10k ? `${x(at10k.baselineOverSdkit, 1)}×` : 'n/a',
+    met: at10k ? at10k.baselineOverSdkit >= 20 : null,
+  });
+  for (const c of f.churn) {
+    goals.push({
+      goal: `churn ≥ 5 000 changes/s at ${c.instances} instances, exact convergence (${c.batch === 1 ? 'one change per request' : `${c.batch} changes per txn`})`,
+      measured: `${x(c.changesPerSec, 0)} changes/s (etcd took ${x(c.writesPerSec, 0)}/s), converged: ${c.converged}`,
+      met: c.changesPerSec >= 5000 && c.converged,
+    });
+  }
+  for (const [balancer, limit] of [
+    ['roundRobin', 15],
+    ['random', 25],
+    ['random (Math.random)', 25],
+  ] as const) {
+    const p = f.picks.find((r) => r.balancer === balancer && r.endpoints === 1_000);
+    goals.push({
+      goal: `${balancer} ≤ ${limit} ns / pick at 1 000 endpoints, no allocation`,
+      measured: p ? `${x(p.nsPerPick, 1)} ns, ${x(p.bytesPerPick)} B / pick` : 'n/a',
+      met:
+        p && Number.isFinite(p.bytesPerPick)
+          ? p.nsPerPick <= limit && p.bytesPerPick < NO_ALLOCATION_BYTES
+          : null,
+    });
+  }
+  goals.push({
+    goal: 'pipeline overhead ≤ 1 µs / call (retry(roundRobin(endpointer)))',
+    measured: `${x(f.pipeline.overheadNs / 1000)} µs`,
+    met: f.pipeline.overheadNs <= 1000,
+  });
+  goals.push({
+    goal: '≤ 1 KiB per instance held (instancer + endpointer + roundRobin)',
+    measured: `${x(f.memory.totalBytesPerInstance, 0)} B at ${f.memory.instances}`,
+    met: Number.isFinite(f.memory.totalBytesPerInstance) ? f.memory.totalBytesPerInstance <= 1024 : null,
+  });
+  return goals;
+}
+
+/** Markdown table lines for {@link evaluateGoals}' result. */
+export function goalsTable(goals: readonly Goal[]): string[] {
+  return [
+    '| goal | measured | status |',
+    '| --- | --- | --- |',
+    ...goals.map(
+      (g) => `| ${g.goal} | ${g.measured} | ${g.met === null ? 'n/a' : g.met ? 'met' : 'missed'} |`,
+    ),
+  ];
+}
