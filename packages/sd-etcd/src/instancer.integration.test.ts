@@ -302,9 +302,13 @@ describe('EtcdInstancer on a real etcd', () => {
   });
 
   it('shares one etcd watch between instancers of one client and prefix; stop() completes and releases it', async () => {
+    // An etcd of its own: the watcher count is server-wide, and other tests' watches may still be closing.
+    await using etcd = await startEtcd({ name: 'instancer-sharing' });
+    await using client = await createEtcdClient({ endpoints: etcd.endpoints });
     const endpoint = etcd.endpoints[0]!;
     const watchers = () => metric(endpoint, 'etcd_debugging_mvcc_watcher_total');
     const base = await watchers();
+    expect(base).toBe(0);
     const a = new EtcdInstancer(client, { prefix: 'shared/' });
     await waitFor<InstancerEvent>(a.events$, (e) => !e.error, 'a ready', WAIT);
     await eventually(async () => (await watchers()) === base + 1, 'one etcd watcher for a', WAIT);
