@@ -40,6 +40,13 @@ describe('random', () => {
     expect(Math.min(...counts)).toBeGreaterThan(0);
   });
 
+  it('a seeded balancer picks exactly the mulberry32 sequence for that seed', () => {
+    const eps = Array.from({ length: 7 }, (_, i) => fakeEndpoint(`e${i}`));
+    const b = random(new FakeEndpointer(eps), { seed: 12345 });
+    const next = mulberry32(12345);
+    for (let i = 0; i < 1000; i++) expect(b.endpoint()).toBe(eps[Math.floor(next() * eps.length)]);
+  });
+
   it('mulberry32 yields floats in [0, 1)', () => {
     const next = mulberry32(0xffff_ffff);
     for (let i = 0; i < 10_000; i++) {

@@ -29,13 +29,28 @@ export function random<Req, Res>(
   if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffff_ffff)) {
     throw new TypeError(`random: seed must be an integer in 0 … 2^32-1, got ${typeName(seed)}`);
   }
-  const next = seed === undefined ? Math.random : mulberry32(seed);
+  if (seed === undefined) {
+    return {
+      endpoint() {
+        const endpoints = endpointer.endpoints();
+        const n = endpoints.length;
+        if (n === 0) throw new NoEndpointsError();
+        return endpoints[Math.floor(Math.random() * n)]!;
+      },
+    };
+  }
+  // mulberry32 inlined into the pick (same sequence as {@link mulberry32}): a generator returned through a call
+  // boxed its double result, 16 bytes per pick; the integer state and the index never leave this function.
+  let state = seed | 0;
   return {
     endpoint() {
       const endpoints = endpointer.endpoints();
       const n = endpoints.length;
       if (n === 0) throw new NoEndpointsError();
-      return endpoints[Math.floor(next() * n)]!;
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return endpoints[Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)]!;
     },
   };
 }
