@@ -1,10 +1,11 @@
-import { filter, firstValueFrom, type Observable, timeout } from 'rxjs';
+import { filter, firstValueFrom, timeout } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { endpointer } from './endpointer.js';
 import { FakeClock } from './testing/fake-clock.js';
 import { FakeInstancer } from './testing/fake-instancer.js';
 import { instance } from './testing/instances.js';
 import { record } from './testing/record.js';
+import { recordingLogger } from './testing/recording-logger.js';
 import type { Endpoint, Factory, FactoryResult, Instance, InstancerEvent, Logger } from './types.js';
 
 interface Made {
@@ -31,17 +32,6 @@ function recordingFactory() {
   const closesOf = (address: string) =>
     made.filter((m) => m.instance.address === address).map((m) => m.closes);
   return { factory, made, addresses, closesOf };
-}
-
-function captureLogger() {
-  const entries: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = [];
-  const at =
-    (level: string) =>
-    (obj: object, msg?: string): void => {
-      entries.push({ level, obj: obj as Record<string, unknown>, msg });
-    };
-  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-  return { logger, entries };
 }
 
 /** A promise with its resolve/reject, for async factories resolved by hand. */
@@ -161,7 +151,8 @@ describe('endpointer: factory calls, reuse and close', () => {
 
   it('logs close errors (thrown or rejected) with the key and never throws them; close() waits for async closes', async () => {
     const fake = new FakeInstancer(['a:1', 'b:1', 'c:1']);
-    const { logger, entries } = captureLogger();
+    const logger = recordingLogger();
+    const entries = logger.records;
     let asyncClosed = false;
     const e = endpointer(
       fake,
@@ -224,7 +215,8 @@ describe('endpointer: failing factories', () => {
     'a factory that fails (%s) skips the instance, warns with its key, and is retried on the next event',
     async (mode) => {
       const fake = new FakeInstancer(['a:1', 'b:1']);
-      const { logger, entries } = captureLogger();
+      const logger = recordingLogger();
+      const entries = logger.records;
       const { factory, calls } = flaky(new Map([['b:1', 2]]), mode);
       const e = endpointer(fake, factory, { logger });
       await settle();
@@ -371,7 +363,8 @@ describe('endpointer: async factories', () => {
   it('a rejection after removal is neither logged as a warning nor retried', async () => {
     const fake = new FakeInstancer(['a:1']);
     const f = asyncFactory();
-    const { logger, entries } = captureLogger();
+    const logger = recordingLogger();
+    const entries = logger.records;
     const e = endpointer(fake, f.factory, { logger });
     fake.remove('a:1');
     f.pending.get('a:1')![0]!.reject(new Error('late failure'));
@@ -419,7 +412,8 @@ describe('endpointer: malformed events', () => {
 
   it('logs an event it cannot read and keeps going', async () => {
     const fake = new FakeInstancer(['a:1']);
-    const { logger, entries } = captureLogger();
+    const logger = recordingLogger();
+    const entries = logger.records;
     const h = recordingFactory();
     const e = endpointer(fake, h.factory, { logger });
     fake.emit({ instances: [null as unknown as Instance] });
@@ -445,7 +439,8 @@ describe('endpointer: incremental changes', () => {
   it('applies changes from the event it processed last without reading the whole set', async () => {
     const fake = new FakeInstancer(['a:1', 'b:1']);
     const h = recordingFactory();
-    const { logger, entries } = captureLogger();
+    const logger = recordingLogger();
+    const entries = logger.records;
     const e = endpointer(fake, h.factory, { logger });
     const since = fake.current()!;
     const next: InstancerEvent = {
@@ -670,7 +665,8 @@ describe('endpointer: instancer errors and invalidateOnErrorMs', () => {
 
   it('treats an erroring events$ (a broken source) as a failure, and logs it', async () => {
     const fake = new FakeInstancer(['a:1']);
-    const { logger, entries } = captureLogger();
+    const logger = recordingLogger();
+    const entries = logger.records;
     const clock = new FakeClock();
     const h = recordingFactory();
     const broken = {

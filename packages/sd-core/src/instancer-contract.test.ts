@@ -1,11 +1,10 @@
-import type { Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { FixedInstancer } from './fixed-instancer.js';
 import { MemoryRegistry } from './memory-registry.js';
 import { FakeClock } from './testing/fake-clock.js';
 import { FakeInstancer } from './testing/fake-instancer.js';
 import { record } from './testing/record.js';
-import type { Instancer, InstancerEvent } from './types.js';
+import type { Instancer } from './types.js';
 
 /** One implementation under test: a fresh instancer holding a:1 and b:1, and ways to drive it. */
 interface Subject {

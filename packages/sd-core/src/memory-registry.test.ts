@@ -1,28 +1,20 @@
-import { filter, firstValueFrom, type Observable, timeout } from 'rxjs';
+import { filter, firstValueFrom, timeout } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { MemoryRegistry } from './memory-registry.js';
 import { FakeClock } from './testing/fake-clock.js';
 import { record } from './testing/record.js';
-import type { InstancerEvent, Logger, RegistrarState } from './types.js';
+import { recordingLogger } from './testing/recording-logger.js';
+import type { InstancerEvent, RegistrarState } from './types.js';
 
 const addresses = (e: InstancerEvent | undefined) => e?.instances.map((i) => i.address);
 
-function captureLogger() {
-  const entries: { level: string; obj: Record<string, unknown> }[] = [];
-  const at = (level: string) => (obj: object) => {
-    entries.push({ level, obj: obj as Record<string, unknown> });
-  };
-  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-  return { logger, entries };
-}
-
 function setup(reregisterDelayMs?: number) {
   const clock = new FakeClock();
-  const { logger, entries } = captureLogger();
+  const logger = recordingLogger();
   const registry = new MemoryRegistry(
     reregisterDelayMs === undefined ? { clock, logger } : { clock, logger, reregisterDelayMs },
   );
-  return { clock, registry, logs: entries };
+  return { clock, registry, logs: logger.records };
 }
 
 describe('MemoryRegistry: validation', () => {

@@ -1,19 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import type { Logger } from '@sdkit/sd-core';
+import { recordingLogger } from '@sdkit/sd-core/testing';
 import { type EtcdServer, eventually, freePort, makeCertificates, startEtcd } from '@sdkit/test-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient, EtcdClientError } from './client.js';
 
 /** A logger that keeps every record, to assert on what was (not) logged. */
-function recordingLogger(): Logger & { records: Array<{ level: string; obj: object; msg?: string }> } {
-  const records: Array<{ level: string; obj: object; msg?: string }> = [];
-  const at =
-    (level: string) =>
-    (obj: object, msg?: string): void => {
-      records.push(msg === undefined ? { level, obj } : { level, obj, msg });
-    };
-  return { records, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-}
 
 async function rejection(promise: Promise<unknown>): Promise<EtcdClientError> {
   const err = await promise.then(

@@ -6,7 +6,8 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import type { Instance, InstancerEvent, Logger } from '@sdkit/sd-core';
+import type { Instance, InstancerEvent } from '@sdkit/sd-core';
+import { recordingLogger } from '@sdkit/sd-core/testing';
 import { type EtcdServer, eventually, startEtcd, startEtcdCluster, waitFor } from '@sdkit/test-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient, type EtcdClient } from './client.js';
@@ -53,18 +54,6 @@ function record(instancer: EtcdInstancer): InstancerEvent[] {
   const events: InstancerEvent[] = [];
   instancer.events$.subscribe((e) => events.push(e));
   return events;
-}
-
-function recordingLogger(): Logger & {
-  lines: { level: string; obj: Record<string, unknown>; msg?: string }[];
-} {
-  const lines: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
-  const at =
-    (level: string) =>
-    (obj: object, msg?: string): void => {
-      lines.push({ level, obj: obj as Record<string, unknown>, ...(msg === undefined ? {} : { msg }) });
-    };
-  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
 /** GET `<endpoint>/metrics` and read one metric line (sum over label sets matching `labels`). */
@@ -286,7 +275,7 @@ describe('EtcdInstancer on a real etcd', () => {
       );
       expect(first.instances.map((i) => i.key)).toEqual([`${prefix}good-gokit`, `${prefix}good-naming`]);
       expect(first.instances[1]!.metadata).toEqual({ zone: 'a' });
-      const warned = logger.lines.filter((l) => l.level === 'warn').map((l) => [l.obj.key, l.obj.codec]);
+      const warned = logger.records.filter((l) => l.level === 'warn').map((l) => [l.obj.key, l.obj.codec]);
       expect(warned).toEqual([
         [`${prefix}bad-json`, 'auto'],
         [`${prefix}bad-shape`, 'auto'],
@@ -457,8 +446,8 @@ describe('EtcdInstancer through etcd failures', () => {
       proxy.resume();
       const back = await converged(instancer, client, 'resumed');
       expect(back.instances.map((i) => i.address)).toEqual(['http://b:1', 'http://c:2']);
-      expect(logger.lines.some((l) => l.msg?.includes('watch resumed'))).toBe(true);
-      expect(logger.lines.some((l) => l.msg?.includes('re-reading'))).toBe(false);
+      expect(logger.records.some((l) => l.msg?.includes('watch resumed'))).toBe(true);
+      expect(logger.records.some((l) => l.msg?.includes('re-reading'))).toBe(false);
       // one watch response → one event: the four missed writes arrive together
       const afterError = events.slice(events.findIndex((e) => e.error) + 1);
       expect(afterError.filter((e) => !e.error).length).toBeLessThanOrEqual(2);
@@ -482,7 +471,7 @@ describe('EtcdInstancer through etcd failures', () => {
       await etcd.etcdctl('put', 'svc/fresh', 'http://fresh:1');
       const fresh = await converged(instancer, client, 'new data');
       expect(fresh.instances.map((i) => i.address)).toEqual(['http://fresh:1']);
-      expect(logger.lines.some((l) => l.msg?.includes('different store'))).toBe(true);
+      expect(logger.records.some((l) => l.msg?.includes('different store'))).toBe(true);
     } finally {
       instancer.stop();
     }
@@ -513,7 +502,7 @@ describe('EtcdInstancer through etcd failures', () => {
         'http://h3:1',
         'http://h9:1',
       ]);
-      expect(logger.lines.some((l) => l.level === 'info' && l.msg?.includes('compacted'))).toBe(true);
+      expect(logger.records.some((l) => l.level === 'info' && l.msg?.includes('compacted'))).toBe(true);
       // the re-read emitted only the difference
       expect(back.changes?.added.map((i) => i.key).sort()).toEqual(['svc/1', 'svc/9']);
       expect(back.changes?.removed.map((i) => i.key).sort()).toEqual(['svc/0', 'svc/1']);

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { InstancerEvent, Logger } from '@sdkit/sd-core';
-import { FakeClock } from '@sdkit/sd-core/testing';
+import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
 import type { IRangeRequest, IRangeResponse, IResponseHeader, IWatchRequest, IWatchResponse } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -343,22 +343,6 @@ async function setup(
   };
 }
 
-function recordingLogger(): Logger & {
-  lines: { level: string; obj: Record<string, unknown>; msg?: string }[];
-} {
-  const lines: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
-  const at =
-    (level: string) =>
-    (obj: object, msg?: string): void => {
-      lines.push(
-        msg === undefined
-          ? { level, obj: obj as Record<string, unknown> }
-          : { level, obj: obj as Record<string, unknown>, msg },
-      );
-    };
-  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // scenarios
 // ---------------------------------------------------------------------------------------------------------------
@@ -581,7 +565,7 @@ describe('EtcdInstancer (simulated etcd)', () => {
     sim.put('svc/bad', 'not json');
     const h = await setup(sim, { codec: codecs.etcdNaming }, logger);
     expect(h.addresses()).toEqual(['1.2.3.4:50051']);
-    expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.obj)).toEqual([
+    expect(logger.records.filter((l) => l.level === 'warn').map((l) => l.obj)).toEqual([
       expect.objectContaining({ key: 'svc/bad', codec: 'etcdNaming' }),
     ]);
     sim.put('svc/good', '{"Addr":');
@@ -719,7 +703,7 @@ describe('EtcdInstancer (simulated etcd)', () => {
       }),
     );
     expect(h.addresses()).toEqual(['http://y:1']);
-    expect(logger.lines.some((l) => l.level === 'warn' && l.obj.key === 'zzz/x')).toBe(true);
+    expect(logger.records.some((l) => l.level === 'warn' && l.obj.key === 'zzz/x')).toBe(true);
     h.instancer.stop();
   });
 

@@ -7,3 +7,4 @@ export { FakeClock } from './fake-clock.js';
 export { FakeInstancer } from './fake-instancer.js';
 export { instance, instances } from './instances.js';
 export { type Recording, record } from './record.js';
+export { type LogRecord, type RecordingLogger, recordingLogger } from './recording-logger.js';
