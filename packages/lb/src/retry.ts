@@ -1,4 +1,4 @@
-import type { Clock, Endpoint, EndpointOptions } from '@sdkit/sd-core';
+import { type Clock, type Endpoint, type EndpointOptions, systemClock } from '@sdkit/sd-core';
 import pRetry from 'p-retry';
 import type { Balancer } from './balancer.js';
 import { typeName } from './balancer.js';
@@ -98,16 +98,6 @@ function pickAvoiding<Req, Res>(
 
 const DEFAULT_BACKOFF = { minDelayMs: 10, maxDelayMs: 1000, factor: 2, randomize: true } as const;
 
-/** The real clock (same as sd-core's `systemClock`): unref'd timers, so nothing keeps the process alive. */
-const realClock: Clock = {
-  now: () => performance.now(),
-  setTimeout(fn, ms) {
-    const timer = setTimeout(fn, ms);
-    timer.unref();
-    return () => clearTimeout(timer);
-  },
-};
-
 /**
  * Carries an attempt's error through p-retry, so that p-retry treats every failure alike (on its own it would not
  * retry TypeErrors, and would replace non-Error values): our `shouldRetry` alone decides.
@@ -166,7 +156,7 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`retry: signal must be an AbortSignal, got ${typeName(signal)}`);
   }
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? systemClock;
   if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
     throw new TypeError(`retry: clock must be a Clock, got ${typeName(clock)}`);
   }
