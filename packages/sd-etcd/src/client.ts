@@ -8,6 +8,7 @@ import {
   isRecoverableError,
   type Namespace,
 } from 'etcd3';
+import { describeValue } from './describe-value.js';
 
 /**
  * PEM material for {@link EtcdClientOptions.tls}: a `Buffer` is the PEM contents; a `string` is the PEM contents
@@ -115,32 +116,27 @@ function fail(message: string): never {
   throw new TypeError(`createEtcdClient: ${message}`);
 }
 
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null || typeof value !== 'object') return String(value);
-  return Array.isArray(value) ? 'an array' : 'an object';
-}
-
 function validateEndpoints(endpoints: unknown, withTls: boolean): string[] {
   if (!Array.isArray(endpoints) || endpoints.length === 0) {
-    fail(`endpoints must be a non-empty array of URLs, got ${show(endpoints)}`);
+    fail(`endpoints must be a non-empty array of URLs, got ${describeValue(endpoints)}`);
   }
   const schemes = new Set<string>();
   const out: string[] = [];
   for (const endpoint of endpoints as unknown[]) {
-    if (typeof endpoint !== 'string') fail(`endpoint must be a string URL, got ${show(endpoint)}`);
+    if (typeof endpoint !== 'string') fail(`endpoint must be a string URL, got ${describeValue(endpoint)}`);
     let url: URL;
     try {
       url = new URL(endpoint);
     } catch {
-      fail(`endpoint ${show(endpoint)} is not a valid URL (expected e.g. "http://127.0.0.1:2379")`);
+      fail(`endpoint ${describeValue(endpoint)} is not a valid URL (expected e.g. "http://127.0.0.1:2379")`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      fail(`endpoint ${show(endpoint)} must use http:// or https://`);
+      fail(`endpoint ${describeValue(endpoint)} must use http:// or https://`);
     }
-    if (url.port === '') fail(`endpoint ${show(endpoint)} must include a port (etcd's default is 2379)`);
+    if (url.port === '')
+      fail(`endpoint ${describeValue(endpoint)} must include a port (etcd's default is 2379)`);
     if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username) {
-      fail(`endpoint ${show(endpoint)} must be scheme://host:port only`);
+      fail(`endpoint ${describeValue(endpoint)} must be scheme://host:port only`);
     }
     schemes.add(url.protocol);
     out.push(`${url.protocol}//${url.host}`);
@@ -155,14 +151,14 @@ async function loadPem(source: unknown, field: string): Promise<Buffer | undefin
   if (source === undefined) return undefined;
   if (Buffer.isBuffer(source)) return source;
   if (typeof source !== 'string' || source.trim() === '') {
-    fail(`tls.${field} must be PEM contents (string or Buffer) or a file path, got ${show(source)}`);
+    fail(`tls.${field} must be PEM contents (string or Buffer) or a file path, got ${describeValue(source)}`);
   }
   if (source.trimStart().startsWith(PEM_PREFIX)) return Buffer.from(source.trimStart());
   try {
     return await readFile(source);
   } catch (err) {
     throw new TypeError(
-      `createEtcdClient: cannot read tls.${field} file ${show(source)}: ${(err as Error).message}`,
+      `createEtcdClient: cannot read tls.${field} file ${describeValue(source)}: ${(err as Error).message}`,
       {
         cause: err,
       },
@@ -291,23 +287,23 @@ function errorText(err: unknown): string {
  */
 export async function createEtcdClient(options: EtcdClientOptions): Promise<EtcdClient> {
   if (options === null || typeof options !== 'object')
-    fail(`options must be an object, got ${show(options)}`);
+    fail(`options must be an object, got ${describeValue(options)}`);
   const { tls, auth, namespace } = options;
   if (tls !== undefined && (tls === null || typeof tls !== 'object'))
-    fail(`tls must be an object, got ${show(tls)}`);
+    fail(`tls must be an object, got ${describeValue(tls)}`);
   const endpoints = validateEndpoints(options.endpoints, tls !== undefined);
   const dialTimeoutMs = options.dialTimeoutMs ?? 3000;
   if (typeof dialTimeoutMs !== 'number' || !Number.isFinite(dialTimeoutMs) || dialTimeoutMs <= 0) {
-    fail(`dialTimeoutMs must be a positive number of milliseconds, got ${show(dialTimeoutMs)}`);
+    fail(`dialTimeoutMs must be a positive number of milliseconds, got ${describeValue(dialTimeoutMs)}`);
   }
   if (namespace !== undefined && (typeof namespace !== 'string' || namespace === '')) {
-    fail(`namespace must be a non-empty string, got ${show(namespace)}`);
+    fail(`namespace must be a non-empty string, got ${describeValue(namespace)}`);
   }
   if (auth !== undefined) {
     if (auth === null || typeof auth !== 'object')
-      fail(`auth must be { username, password }, got ${show(auth)}`);
+      fail(`auth must be { username, password }, got ${describeValue(auth)}`);
     if (typeof auth.username !== 'string' || auth.username === '') {
-      fail(`auth.username must be a non-empty string, got ${show(auth.username)}`);
+      fail(`auth.username must be a non-empty string, got ${describeValue(auth.username)}`);
     }
     if (typeof auth.password !== 'string') fail('auth.password must be a string'); // value not shown
   }
@@ -318,7 +314,7 @@ export async function createEtcdClient(options: EtcdClientOptions): Promise<Etcd
     options.faultHandling !== undefined &&
     (options.faultHandling === null || typeof options.faultHandling !== 'object')
   ) {
-    fail(`faultHandling must be an object, got ${show(options.faultHandling)}`);
+    fail(`faultHandling must be an object, got ${describeValue(options.faultHandling)}`);
   }
   const etcdOptions: IOptions = {
     hosts: endpoints,

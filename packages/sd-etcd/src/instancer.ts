@@ -11,6 +11,7 @@ import {
 import type { Observable } from 'rxjs';
 import type { EtcdClient } from './client.js';
 import { type Codec, codecs, decodeAndLog } from './codecs.js';
+import { describeValue } from './describe-value.js';
 import { type BackoffOptions, type HubSettings, joinWatch, type WatchableEtcd } from './watch-hub.js';
 
 export { EtcdWatchError } from './watch-hub.js';
@@ -44,21 +45,17 @@ const DEFAULT_BACKOFF: Required<BackoffOptions> = Object.freeze({
   jitter: 0.5,
 });
 
-function describe(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (v === null || typeof v !== 'object') return String(v);
-  return Array.isArray(v) ? 'an array' : 'an object';
-}
-
 function validBackoff(backoff: BackoffOptions | undefined): Required<BackoffOptions> {
   if (backoff === undefined) return DEFAULT_BACKOFF;
   if (backoff === null || typeof backoff !== 'object') {
-    throw new TypeError(`EtcdInstancer: backoff must be an object, got ${describe(backoff)}`);
+    throw new TypeError(`EtcdInstancer: backoff must be an object, got ${describeValue(backoff)}`);
   }
   const out = { ...DEFAULT_BACKOFF, ...backoff };
   const positive = (name: keyof BackoffOptions, v: number): void => {
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      throw new TypeError(`EtcdInstancer: backoff.${name} must be a positive number, got ${describe(v)}`);
+      throw new TypeError(
+        `EtcdInstancer: backoff.${name} must be a positive number, got ${describeValue(v)}`,
+      );
     }
   };
   positive('initialMs', out.initialMs);
@@ -73,7 +70,9 @@ function validBackoff(backoff: BackoffOptions | undefined): Required<BackoffOpti
     throw new TypeError(`EtcdInstancer: backoff.multiplier must be >= 1, got ${out.multiplier}`);
   }
   if (typeof out.jitter !== 'number' || !(out.jitter >= 0 && out.jitter <= 1)) {
-    throw new TypeError(`EtcdInstancer: backoff.jitter must be between 0 and 1, got ${describe(out.jitter)}`);
+    throw new TypeError(
+      `EtcdInstancer: backoff.jitter must be between 0 and 1, got ${describeValue(out.jitter)}`,
+    );
   }
   return Object.freeze(out);
 }
@@ -122,19 +121,21 @@ export class EtcdInstancer implements Instancer {
       | undefined;
     if (!etcd || typeof etcd.kv?.range !== 'function' || typeof etcd.watchClient?.watch !== 'function') {
       throw new TypeError(
-        `EtcdInstancer: client must be an EtcdClient from createEtcdClient(), got ${describe(client)}`,
+        `EtcdInstancer: client must be an EtcdClient from createEtcdClient(), got ${describeValue(client)}`,
       );
     }
     if (options === null || typeof options !== 'object') {
-      throw new TypeError(`EtcdInstancer: options must be an object with a prefix, got ${describe(options)}`);
+      throw new TypeError(
+        `EtcdInstancer: options must be an object with a prefix, got ${describeValue(options)}`,
+      );
     }
     const { prefix } = options;
     if (typeof prefix !== 'string' || prefix === '') {
-      throw new TypeError(`EtcdInstancer: prefix must be a non-empty string, got ${describe(prefix)}`);
+      throw new TypeError(`EtcdInstancer: prefix must be a non-empty string, got ${describeValue(prefix)}`);
     }
     const codec = options.codec ?? codecs.auto;
     if (codec === null || typeof codec !== 'object' || typeof codec.decode !== 'function') {
-      throw new TypeError(`EtcdInstancer: codec must be a Codec (see codecs), got ${describe(codec)}`);
+      throw new TypeError(`EtcdInstancer: codec must be a Codec (see codecs), got ${describeValue(codec)}`);
     }
     const backoff = validBackoff(options.backoff);
     const logger = options.logger ?? client.logger ?? silentLogger;

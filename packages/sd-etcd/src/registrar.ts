@@ -10,6 +10,7 @@ import {
 import { type Observable, ReplaySubject } from 'rxjs';
 import type { EtcdClient } from './client.js';
 import { type Codec, codecs } from './codecs.js';
+import { describeValue } from './describe-value.js';
 import type { LeaseBackend } from './lease-backend.js';
 import { type Backoff, type BackoffOptions, createBackoff } from './lease-backoff.js';
 import type { LeaseHolder, LeaseKeeper } from './lease-keeper.js';
@@ -86,12 +87,6 @@ function deferred(): Deferred {
   // The caller may fire-and-forget register(); a rejection (deregistered first) must not crash the process.
   promise.catch(noop);
   return { promise, resolve, reject };
-}
-
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null || typeof value !== 'object') return String(value);
-  return Array.isArray(value) ? 'an array' : 'an object';
 }
 
 /** One register() … deregister() span; it is the lease holder, so callbacks of an old span are inert. */
@@ -189,7 +184,7 @@ export class EtcdRegistrar implements Registrar {
   /** @throws TypeError for invalid options (see the class documentation). */
   constructor(client: EtcdClient, options: EtcdRegistrarOptions) {
     if (options === null || typeof options !== 'object') {
-      throw new TypeError(`EtcdRegistrar: options must be an object, got ${show(options)}`);
+      throw new TypeError(`EtcdRegistrar: options must be an object, got ${describeValue(options)}`);
     }
     const { instance, value, codec } = options;
     if ((instance === undefined) === (value === undefined)) {
@@ -203,30 +198,32 @@ export class EtcdRegistrar implements Registrar {
     if (instance !== undefined) {
       if (instance === null || typeof instance !== 'object') {
         throw new TypeError(
-          `EtcdRegistrar: instance must be an object { address, metadata? }, got ${show(instance)}`,
+          `EtcdRegistrar: instance must be an object { address, metadata? }, got ${describeValue(instance)}`,
         );
       }
       if (instance.key !== undefined && key !== undefined && instance.key !== key) {
         throw new TypeError(
-          `EtcdRegistrar: instance.key ${show(instance.key)} differs from key ${show(key)}; give one or make them equal`,
+          `EtcdRegistrar: instance.key ${describeValue(instance.key)} differs from key ${describeValue(key)}; give one or make them equal`,
         );
       }
       key ??= instance.key;
     }
     if (typeof key !== 'string' || key === '') {
-      throw new TypeError(`EtcdRegistrar: key must be a non-empty string, got ${show(key)}`);
+      throw new TypeError(`EtcdRegistrar: key must be a non-empty string, got ${describeValue(key)}`);
     }
     const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
       throw new TypeError(
-        `EtcdRegistrar: ttlSeconds must be an integer from 1 to ${MAX_TTL_SECONDS} (etcd's lease TTL, in seconds), got ${show(ttlSeconds)}`,
+        `EtcdRegistrar: ttlSeconds must be an integer from 1 to ${MAX_TTL_SECONDS} (etcd's lease TTL, in seconds), got ${describeValue(ttlSeconds)}`,
       );
     }
     let encoded: string;
     if (instance !== undefined) {
       const c = codec ?? codecs.auto;
       if (c === null || typeof c !== 'object' || typeof c.encode !== 'function') {
-        throw new TypeError(`EtcdRegistrar: codec must be a Codec (e.g. codecs.gokit), got ${show(c)}`);
+        throw new TypeError(
+          `EtcdRegistrar: codec must be a Codec (e.g. codecs.gokit), got ${describeValue(c)}`,
+        );
       }
       const full: Instance =
         instance.metadata === undefined
@@ -236,13 +233,13 @@ export class EtcdRegistrar implements Registrar {
         encoded = c.encode(full);
       } catch (err) {
         throw new TypeError(
-          `EtcdRegistrar: codec ${c.name} cannot encode instance ${show(key)}: ${(err as Error).message}`,
+          `EtcdRegistrar: codec ${c.name} cannot encode instance ${describeValue(key)}: ${(err as Error).message}`,
           { cause: err },
         );
       }
       if (typeof encoded !== 'string' || encoded === '') {
         throw new TypeError(
-          `EtcdRegistrar: codec ${c.name} encoded ${show(key)} as ${show(encoded)}, not a non-empty string`,
+          `EtcdRegistrar: codec ${c.name} encoded ${describeValue(key)} as ${describeValue(encoded)}, not a non-empty string`,
         );
       }
     } else {
@@ -250,7 +247,7 @@ export class EtcdRegistrar implements Registrar {
         throw new TypeError("EtcdRegistrar: 'codec' applies to 'instance' only; 'value' is written verbatim");
       }
       if (typeof value !== 'string' || value === '') {
-        throw new TypeError(`EtcdRegistrar: value must be a non-empty string, got ${show(value)}`);
+        throw new TypeError(`EtcdRegistrar: value must be a non-empty string, got ${describeValue(value)}`);
       }
       encoded = value;
     }
@@ -273,7 +270,7 @@ export class EtcdRegistrar implements Registrar {
       this.#pool = lease;
     } else {
       throw new TypeError(
-        `EtcdRegistrar: lease must be 'shared', 'exclusive' or an EtcdLeasePool, got ${show(lease)}`,
+        `EtcdRegistrar: lease must be 'shared', 'exclusive' or an EtcdLeasePool, got ${describeValue(lease)}`,
       );
     }
     this.key = key;
@@ -301,7 +298,9 @@ export class EtcdRegistrar implements Registrar {
    */
   register(): Promise<void> {
     if (this.#disposed) {
-      return Promise.reject(new Error(`EtcdRegistrar: register() of ${show(this.key)} after dispose`));
+      return Promise.reject(
+        new Error(`EtcdRegistrar: register() of ${describeValue(this.key)} after dispose`),
+      );
     }
     if (this.#session) return this.#session.registered.promise;
     if (this.#deregistering) {
@@ -334,7 +333,7 @@ export class EtcdRegistrar implements Registrar {
     session.wake?.();
     session.registered.reject(
       new Error(
-        `EtcdRegistrar: deregister() was called before the registration of ${show(this.key)} completed`,
+        `EtcdRegistrar: deregister() was called before the registration of ${describeValue(this.key)} completed`,
       ),
     );
     const closing = this.#pool.release(session.keeper, session);
@@ -350,7 +349,7 @@ export class EtcdRegistrar implements Registrar {
       if (failures.length > 0) {
         const cause = (failures[0] as PromiseRejectedResult).reason;
         const message =
-          `EtcdRegistrar: could not remove ${show(this.key)} from etcd (${cause instanceof Error ? cause.message : String(cause)}); ` +
+          `EtcdRegistrar: could not remove ${describeValue(this.key)} from etcd (${cause instanceof Error ? cause.message : String(cause)}); ` +
           `it expires within ${this.ttlSeconds} s`;
         this.#logger.warn({ key: this.key, err: cause }, message);
         throw new Error(message, { cause });

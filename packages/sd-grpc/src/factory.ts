@@ -9,6 +9,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Endpoint, Factory, Instance } from '@sdkit/sd-core';
 import { formatGrpcAddress, parseGrpcAddress } from './address.js';
+import { describeValue } from './describe-value.js';
 
 /**
  * A gRPC client class: what `loadPackageDefinition(…).pkg.Service` or `makeClientConstructor` gives, or a class
@@ -72,15 +73,17 @@ export function grpcFactory<Req = unknown, Res = unknown>(
   options: GrpcFactoryOptions = {},
 ): Factory<Req, Res> {
   if (typeof ClientClass !== 'function') {
-    throw new TypeError(`grpcFactory: ClientClass must be a gRPC client class, got ${show(ClientClass)}`);
+    throw new TypeError(
+      `grpcFactory: ClientClass must be a gRPC client class, got ${describeValue(ClientClass)}`,
+    );
   }
   if (typeof method !== 'string' || method === '') {
-    throw new TypeError(`grpcFactory: method must be a non-empty string, got ${show(method)}`);
+    throw new TypeError(`grpcFactory: method must be a non-empty string, got ${describeValue(method)}`);
   }
   const proto = ClientClass.prototype as Record<string, unknown>;
   if (typeof proto[method] !== 'function') {
     throw new TypeError(
-      `grpcFactory: ${ClientClass.name || 'the client class'} has no method ${show(method)}`,
+      `grpcFactory: ${ClientClass.name || 'the client class'} has no method ${describeValue(method)}`,
     );
   }
   const service = (ClientClass as unknown as { service?: Record<string, unknown> }).service;
@@ -91,25 +94,29 @@ export function grpcFactory<Req = unknown, Res = unknown>(
       | undefined;
     if (def?.requestStream || def?.responseStream) {
       throw new TypeError(
-        `grpcFactory: ${show(method)} is a streaming method; grpcFactory makes unary endpoints`,
+        `grpcFactory: ${describeValue(method)} is a streaming method; grpcFactory makes unary endpoints`,
       );
     }
   }
   if (options === null || typeof options !== 'object') {
-    throw new TypeError(`grpcFactory: options must be an object, got ${show(options)}`);
+    throw new TypeError(`grpcFactory: options must be an object, got ${describeValue(options)}`);
   }
   const { timeoutMs, metadata, callOptions = {}, target, channelOptions = {} } = options;
   if (
     timeoutMs !== undefined &&
     !(typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs))
   ) {
-    throw new TypeError(`grpcFactory: timeoutMs must be a positive finite number, got ${show(timeoutMs)}`);
+    throw new TypeError(
+      `grpcFactory: timeoutMs must be a positive finite number, got ${describeValue(timeoutMs)}`,
+    );
   }
   if (metadata !== undefined && !(metadata instanceof Metadata) && typeof metadata !== 'function') {
-    throw new TypeError(`grpcFactory: metadata must be a Metadata or a function, got ${show(metadata)}`);
+    throw new TypeError(
+      `grpcFactory: metadata must be a Metadata or a function, got ${describeValue(metadata)}`,
+    );
   }
   if (target !== undefined && typeof target !== 'function') {
-    throw new TypeError(`grpcFactory: target must be a function, got ${show(target)}`);
+    throw new TypeError(`grpcFactory: target must be a function, got ${describeValue(target)}`);
   }
   const creds = options.credentials ?? grpcCredentials.createInsecure();
   const metadataFor = (): Metadata =>
@@ -123,7 +130,7 @@ export function grpcFactory<Req = unknown, Res = unknown>(
       const parsed = parseGrpcAddress(instance?.address);
       if (!parsed.ok) {
         throw new TypeError(
-          `grpcFactory: cannot dial instance ${show(instance?.key)} at ${show(instance?.address)}: ${parsed.reason}`,
+          `grpcFactory: cannot dial instance ${describeValue(instance?.key)} at ${describeValue(instance?.address)}: ${parsed.reason}`,
         );
       }
       address = formatGrpcAddress(parsed.address);
@@ -177,11 +184,4 @@ export function grpcFactory<Req = unknown, Res = unknown>(
       },
     };
   };
-}
-
-function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'function') return 'a function';
-  if (v === null || typeof v !== 'object') return String(v);
-  return Array.isArray(v) ? 'an array' : 'an object';
 }

@@ -3,6 +3,7 @@ import { validateServiceConfig } from '@grpc/grpc-js/build/src/service-config.js
 import { type Instancer, type InstancerEvent, type Logger, silentLogger } from '@sdkit/sd-core';
 import type { Subscription } from 'rxjs';
 import { formatGrpcAddress, parseGrpcAddress } from './address.js';
+import { describeValue } from './describe-value.js';
 
 /**
  * A parsed gRPC channel target, as grpc-js hands it to a resolver (`experimental.GrpcUri`):
@@ -103,14 +104,16 @@ export function registerInstancerScheme(
 ): SchemeRegistration {
   if (typeof scheme !== 'string' || !SCHEME.test(scheme)) {
     throw new TypeError(
-      `registerInstancerScheme: scheme must be a URI scheme like "etcd", got ${show(scheme)}`,
+      `registerInstancerScheme: scheme must be a URI scheme like "etcd", got ${describeValue(scheme)}`,
     );
   }
   if (typeof forTarget !== 'function') {
-    throw new TypeError(`registerInstancerScheme: forTarget must be a function, got ${show(forTarget)}`);
+    throw new TypeError(
+      `registerInstancerScheme: forTarget must be a function, got ${describeValue(forTarget)}`,
+    );
   }
   if (options === null || typeof options !== 'object') {
-    throw new TypeError(`registerInstancerScheme: options must be an object, got ${show(options)}`);
+    throw new TypeError(`registerInstancerScheme: options must be an object, got ${describeValue(options)}`);
   }
   const reg: Registration = {
     scheme,
@@ -123,7 +126,7 @@ export function registerInstancerScheme(
   const authority = options.defaultAuthority;
   if (authority !== undefined && typeof authority !== 'function') {
     throw new TypeError(
-      `registerInstancerScheme: defaultAuthority must be a function, got ${show(authority)}`,
+      `registerInstancerScheme: defaultAuthority must be a function, got ${describeValue(authority)}`,
     );
   }
 
@@ -157,7 +160,7 @@ function serviceConfigFrom(options: InstancerSchemeOptions): ServiceConfig {
   if (loadBalancingPolicy !== undefined) {
     if (typeof loadBalancingPolicy !== 'string' || loadBalancingPolicy === '') {
       throw new TypeError(
-        `registerInstancerScheme: loadBalancingPolicy must be a non-empty string, got ${show(loadBalancingPolicy)}`,
+        `registerInstancerScheme: loadBalancingPolicy must be a non-empty string, got ${describeValue(loadBalancingPolicy)}`,
       );
     }
     raw = { loadBalancingConfig: [{ [loadBalancingPolicy]: {} }] };
@@ -175,7 +178,9 @@ function serviceConfigFrom(options: InstancerSchemeOptions): ServiceConfig {
     raw = serviceConfig;
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new TypeError(`registerInstancerScheme: serviceConfig must be a JSON object, got ${show(raw)}`);
+    throw new TypeError(
+      `registerInstancerScheme: serviceConfig must be a JSON object, got ${describeValue(raw)}`,
+    );
   }
   let config: ServiceConfig;
   try {
@@ -292,7 +297,7 @@ class InstancerResolver implements experimental.Resolver {
         typeof instancer !== 'object' ||
         typeof instancer.events$?.subscribe !== 'function'
       ) {
-        throw new TypeError(`the instancer factory returned ${show(instancer)}, not an Instancer`);
+        throw new TypeError(`the instancer factory returned ${describeValue(instancer)}, not an Instancer`);
       }
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
@@ -414,11 +419,4 @@ class InstancerResolver implements experimental.Resolver {
       );
     }
   }
-}
-
-function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'function') return 'a function';
-  if (v === null || typeof v !== 'object') return String(v);
-  return Array.isArray(v) ? 'an array' : 'an object';
 }
