@@ -1,6 +1,7 @@
 /** The performance goals, each checked against the measured figures (reported as met/missed, never asserted). */
 import type { ChurnResult } from './churn.js';
 import type { MemoryResult } from './memory.js';
+import type { PerChangeResult } from './per-change.js';
 import type { PickResult, PipelineResult } from './picks.js';
 import type { PropagationResult } from './propagation.js';
 
@@ -15,6 +16,7 @@ export interface Goal {
 interface Figures {
   readonly picks: readonly PickResult[];
   readonly pipeline: PipelineResult;
+  readonly perChange: readonly PerChangeResult[];
   readonly propagation: readonly PropagationResult[];
   readonly churn: readonly ChurnResult[];
   readonly memory: MemoryResult;
@@ -27,6 +29,16 @@ export function evaluateGoals(f: Figures): Goal[] {
   const goals: Goal[] = [];
   const x = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
+  const small = f.perChange[0];
+  const large = f.perChange.at(-1);
+  goals.push({
+    goal: 'work per change does not grow with the set (instancer + endpointer; ≤ 3× at 10 000× the instances)',
+    measured:
+      small && large
+        ? `${x(small.endpointerUs)} µs at ${small.instances}, ${x(large.endpointerUs)} µs at ${large.instances}`
+        : 'n/a',
+    met: small && large ? large.endpointerUs <= 3 * small.endpointerUs : null,
+  });
   const worst = f.propagation.reduce<PropagationResult | undefined>(
     (w, p) => (!w || p.sdkitOverFloor > w.sdkitOverFloor ? p : w),
     undefined,

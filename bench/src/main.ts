@@ -13,6 +13,7 @@ import { populate, startBenchEtcd } from './etcd-env.js';
 import { evaluateGoals, goalsTable } from './goals.js';
 import { canMeasureAllocation } from './measure.js';
 import { benchMemory } from './memory.js';
+import { benchPerChange } from './per-change.js';
 import { benchPicks, benchPipeline } from './picks.js';
 import { benchPropagation, propagationPrefix } from './propagation.js';
 import { benchRegistration } from './registration.js';
@@ -33,6 +34,8 @@ const pipeline = await benchPipeline(quick);
 say(`pipeline done (${elapsed()})`);
 const memory = await benchMemory(quick ? 10_000 : 100_000);
 say(`memory done (${elapsed()})`);
+const perChange = benchPerChange([10, 1_000, 10_000, 100_000], quick);
+say(`work per change done (${elapsed()})`);
 
 const env = await startBenchEtcd();
 let etcd: Awaited<ReturnType<typeof runEtcdBenches>>;
@@ -43,6 +46,12 @@ try {
 }
 const { propagation, coldStart, churn, registration } = etcd;
 
+async function sequential<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (const item of items) out.push(await fn(item));
+  return out;
+}
+
 async function runEtcdBenches() {
   const sizes = quick ? [100, 10_000] : [100, 10_000, 100_000];
   const propagation = await benchPropagation(env, sizes, () => 200, say);
@@ -50,13 +59,13 @@ async function runEtcdBenches() {
   const coldN = quick ? 10_000 : 100_000;
   const coldStart = await benchColdStart(env, propagationPrefix(coldN), coldN, quick ? 5 : 7);
   say(`cold start done (${elapsed()})`);
-  // Single-change churn is bounded: every event is retained by the next one's `changes.since` (see
-  // docs/benchmarks.md), ~85 KB per event at 10 000 instances.
   const churnChanges = quick ? 2_000 : 5_000;
   const churn = [
-    await benchChurn(env, propagationPrefix(10_000), 10_000, churnChanges, 64),
-    // Same again with the changes written 100 per transaction: etcd's per-request cost amortised, so the
-    // instancer (not etcd) is what is measured.
+    // One change per request at two or three sizes: if sdkit's work per change grew with the set, the applied
+    // rate would fall with it.
+    ...(await sequential(sizes, (n) => benchChurn(env, propagationPrefix(n), n, churnChanges, 64))),
+    // The changes written 100 per transaction: etcd's per-request cost amortised, so the instancer (not etcd)
+    // is what is measured.
     await populate(env.writer, '/bench/churn-txn/', 10_000).then(() =>
       benchChurn(env, '/bench/churn-txn/', 10_000, churnChanges * 10, 8, 100),
     ),
@@ -75,8 +84,19 @@ const machine = {
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   quick,
 };
-const goals = evaluateGoals({ picks, pipeline, propagation, churn, memory });
-const results = { machine, goals, picks, pipeline, propagation, churn, registration, memory, coldStart };
+const goals = evaluateGoals({ picks, pipeline, perChange, propagation, churn, memory });
+const results = {
+  machine,
+  goals,
+  picks,
+  pipeline,
+  perChange,
+  propagation,
+  churn,
+  registration,
+  memory,
+  coldStart,
+};
 
 const fmt = (n: number, d = 1) => (Number.isNaN(n) ? 'n/a' : n.toFixed(d));
 const md = [
@@ -99,6 +119,17 @@ const md = [
   `| no-op endpoint, direct | ${fmt(pipeline.directNs)} |`,
   `| retry(roundRobin(endpointer)) | ${fmt(pipeline.pipelineNs)} |`,
   `| overhead | ${fmt(pipeline.overheadNs)} (${fmt(pipeline.pipelineNs / pipeline.directNs, 2)}×) |`,
+  '',
+  '### Work per change (in process, no etcd)',
+  '',
+  'One put or delete per event into a set of N instances. µs per change, median of runs.',
+  '',
+  '| instances | instancer | + endpointer | + one pick after each change |',
+  '| ---: | ---: | ---: | ---: |',
+  ...perChange.map(
+    (c) =>
+      `| ${c.instances} | ${fmt(c.instancerUs, 2)} | ${fmt(c.endpointerUs, 2)} | ${fmt(c.withPickUs, 2)} |`,
+  ),
   '',
   '### Discovery propagation (real etcd, put start → watcher has the key)',
   '',

@@ -68,8 +68,13 @@ async function sdkitProbe(env: BenchEtcd, prefix: string, initial: number): Prom
   const readyP = new Promise<void>((r) => {
     ready = r;
   });
+  let isReady = false;
   const sub = instancer.events$.subscribe((event: InstancerEvent) => {
-    if (event.instances.length >= initial) ready();
+    // Reading `instances` builds the whole array: do it only until the prefix is loaded.
+    if (!isReady && event.instances.length >= initial) {
+      isReady = true;
+      ready();
+    }
     if (w.key === undefined || !event.changes) return;
     for (const inst of event.changes.added) if (inst.key === w.key) return w.seen();
   });

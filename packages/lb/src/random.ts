@@ -14,7 +14,7 @@ export interface RandomOptions {
 /**
  * A {@link Balancer} that picks uniformly at random among the current endpoints (go-kit's `lb.NewRandom`).
  *
- * It reads `endpointer.endpoints()` (an O(1) snapshot) on every pick and allocates nothing per pick. With a
+ * It reads `endpointer.endpoints()` (the same frozen array until the set changes) on every pick and allocates nothing per pick. With a
  * `seed` it uses a private mulberry32 generator (fast, 32-bit state, statistically fine for balancing, not for
  * cryptography), so tests and simulations are reproducible; without one it uses `Math.random()`.
  *

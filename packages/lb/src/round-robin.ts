@@ -6,7 +6,7 @@ import { NoEndpointsError } from './errors.js';
  * A {@link Balancer} that cycles through the endpoints in order (go-kit's `lb.NewRoundRobin`): the first pick is
  * the first endpoint, then the second, …, wrapping around after the last.
  *
- * It reads `endpointer.endpoints()` (an O(1) snapshot) on every pick and keeps only a position, so it allocates
+ * It reads `endpointer.endpoints()` (the same frozen array until the set changes) on every pick and keeps only a position, so it allocates
  * nothing per pick. When the set changes between picks, the cycle goes on from the same position in the new set
  * (taken modulo its size when it shrank). Over k·n picks of an unchanging set of n endpoints, each is picked
  * exactly k times.

@@ -222,3 +222,51 @@ describe('endpointer (property)', () => {
     );
   });
 });
+
+describe('endpointer (property, reads between batches of changes)', () => {
+  it('endpoints() equals the set however many changes happened since the last read', () => {
+    // Up to 60 keys, so the changes between two reads can be few (spliced into a copy) or many (merged).
+    const wideKey = fc.integer({ min: 0, max: 59 }).map((n) => `k${String(n).padStart(2, '0')}`);
+    const wideInstance = fc
+      .record({ key: wideKey, address: fc.constantFrom('1', '2') })
+      .map(({ key, address }): Instance => ({ key, address: `${key}:${address}` }));
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('set' as const), list: fc.array(wideInstance, { maxLength: 60 }) }),
+      fc.record({
+        kind: fc.constant('add' as const),
+        list: fc.array(wideInstance, { minLength: 1, maxLength: 25 }),
+      }),
+      fc.record({
+        kind: fc.constant('remove' as const),
+        keys: fc.array(wideKey, { minLength: 1, maxLength: 25 }),
+      }),
+      fc.record({ kind: fc.constant('read' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const fake = new FakeInstancer([]);
+        const byEndpoint = new Map<Endpoint, Instance>();
+        const e = endpointer(fake, (inst) => {
+          const endpoint: Endpoint = async () => inst.address;
+          byEndpoint.set(endpoint, inst);
+          return { endpoint };
+        });
+        let last = e.endpoints();
+        for (const o of ops) {
+          if (o.kind === 'read') {
+            const now = e.endpoints();
+            const got = now.map((ep) => byEndpoint.get(ep)!);
+            const want = [...visible(fake).values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+            expect(got.map((i) => `${i.key}=${i.address}`)).toEqual(want.map((i) => `${i.key}=${i.address}`));
+            expect(Object.isFrozen(now)).toBe(true);
+            // Unchanged content keeps the same array.
+            if (now.length === last.length && now.every((ep, i) => ep === last[i])) expect(now).toBe(last);
+            last = now;
+          } else apply(fake, o);
+        }
+        void e.close();
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

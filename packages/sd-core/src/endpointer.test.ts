@@ -511,6 +511,36 @@ describe('endpointer: endpoints() snapshot and endpoints$', () => {
     expect(afterClose.state.completed).toBe(true);
   });
 
+  it('a subscriber that arrives after unobserved changes gets the current set, not a stale one', async () => {
+    const fake = new FakeInstancer(['a:1']);
+    const h = recordingFactory();
+    const e = endpointer(fake, h.factory);
+    const first = record(e.endpoints$);
+    first.unsubscribe();
+    // Nobody observes these: the endpointer only marks its snapshot stale.
+    fake.add('b:1');
+    fake.remove('a:1');
+    fake.add('c:1');
+    const late = record(e.endpoints$);
+    expect(late.values).toHaveLength(1);
+    expect(h.addresses(late.values[0]!)).toEqual(['b:1', 'c:1']);
+    expect(late.values[0]).toBe(e.endpoints());
+    fake.add('d:1');
+    expect(h.addresses(late.values.at(-1)!)).toEqual(['b:1', 'c:1', 'd:1']);
+    await e.close();
+  });
+
+  it('keeps the same array when a change is undone before anyone looked', async () => {
+    const fake = new FakeInstancer(['a:1', 'b:1']);
+    const h = recordingFactory();
+    const e = endpointer(fake, h.factory);
+    const s1 = e.endpoints();
+    fake.add('c:1');
+    fake.remove('c:1');
+    expect(e.endpoints()).toBe(s1);
+    await e.close();
+  });
+
   it('starts with an empty snapshot for an instancer that has not emitted yet', async () => {
     const fake = new FakeInstancer();
     const e = endpointer(fake, recordingFactory().factory);

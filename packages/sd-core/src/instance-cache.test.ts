@@ -134,6 +134,25 @@ describe('InstanceCache', () => {
     expect(c.current()?.changes?.added).toEqual([]);
   });
 
+  it("builds an event's array once, on first read, frozen; a failure event shares the array of the one before", () => {
+    const c = new InstanceCache();
+    c.replace([inst('b'), inst('a')]);
+    const first = c.current()!;
+    const arr = first.instances;
+    expect(Object.isFrozen(arr)).toBe(true);
+    expect(first.instances).toBe(arr);
+    // Spreading and structural equality see `instances` like a plain property.
+    expect({ ...first }).toEqual({ instances: [inst('a'), inst('b')] });
+    expect(JSON.parse(JSON.stringify(first))).toEqual({ instances: [inst('a'), inst('b')] });
+    c.fail(new Error('down'));
+    expect(c.current()!.instances).toBe(arr);
+    // The failure event says nothing changed, so an incremental consumer does no work.
+    expect(c.current()!.changes).toEqual({ since: first, added: [], removed: [] });
+    c.update({ put: [inst('c')] });
+    expect(c.current()!.instances).not.toBe(arr);
+    expect(first.instances).toEqual([inst('a'), inst('b')]);
+  });
+
   it('fail before any read emits an empty error event', () => {
     const c = new InstanceCache();
     c.fail(new Error('x'));
@@ -232,6 +251,50 @@ const sameSet = (a: readonly Instance[], b: readonly Instance[]) =>
   a.length === b.length && a.every((x, i) => sameInstance(x, b[i]!));
 
 describe('InstanceCache (property)', () => {
+  it('gives every event the set of its own moment, even when its instances are first read much later', () => {
+    fc.assert(
+      fc.property(
+        fc.array(opArb, { maxLength: 40 }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        fc.integer({ min: 4, max: 300 }),
+        (ops, readOrder, bulk) => {
+          const c = new InstanceCache();
+          // A bulk of keys so the tree has several levels and copy-on-write has nodes to share.
+          c.replace(Array.from({ length: bulk }, (_, i) => inst(`bulk-${String(i).padStart(4, '0')}`)));
+          const events: InstancerEvent[] = [];
+          const expected: string[][] = [];
+          const model = new Map(c.current()!.instances.map((i) => [i.key, i]));
+          c.events$.subscribe((e) => {
+            // Record what the set is now, without reading e.instances.
+            events.push(e);
+            expected.push([...model.values()].map((i) => `${i.key}=${i.address}`).sort());
+          });
+          for (const op of ops) {
+            if (op.kind === 'replace') {
+              model.clear();
+              for (const i of op.all) model.set(i.key, i);
+              c.replace(op.all);
+            } else if (op.kind === 'update') {
+              const del = new Set(op.del);
+              for (const i of op.put) if (!del.has(i.key)) model.set(i.key, i);
+              for (const k of del) model.delete(k);
+              c.update({ put: op.put, delete: op.del });
+            } else c.fail(new Error(op.message));
+          }
+          // Read the events' sets in a random order, long after they were emitted.
+          const order = readOrder.map((n) => n % events.length);
+          for (let i = 0; i < events.length; i++) order.push(i);
+          for (const i of order) {
+            const got = events[i]!.instances.map((x) => `${x.key}=${x.address}`);
+            expect(got).toEqual(expected[i]);
+            expect(events[i]!.instances).toBe(events[i]!.instances);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('matches a Map model; every event sorted, unique, equal to the model, with consistent changes, only on change', () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 30 }), (ops) => {

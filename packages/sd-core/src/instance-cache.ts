@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import { BTree, compareKeys } from './btree.js';
 import { LatestSubject } from './latest-subject.js';
 import type { Instance, InstanceChanges, InstancerEvent } from './types.js';
 
@@ -16,17 +17,18 @@ export interface InstanceUpdate {
  * frozen, emitted only when something changed, errors as data, hot with the latest event replayed, complete on
  * {@link InstanceCache.close}. Backend authors feed it; they never build events by hand.
  *
- * Cost: an update of k changes to a set of n instances costs O(k log n) to compute plus one O(n) array copy to
- * publish the new frozen snapshot (a memcpy-like pass, no per-instance work); events carry
- * {@link InstancerEvent.changes} so consumers can stay O(k).
+ * Cost: an update of k changes to a set of n instances costs O(k log n), whatever n is. The set lives in a
+ * copy-on-write B+ tree; each event holds an O(1) snapshot of it, and its `instances` array is built from that
+ * snapshot the first time it is read (O(n), once per event; later reads return the same frozen array). Consumers
+ * that follow {@link InstancerEvent.changes} (the Endpointer does) never pay the O(n).
  */
 export class InstanceCache {
-  readonly #byKey = new Map<string, Instance>();
+  readonly #tree: BTree<string, Instance> = new BTree<string, Instance>(undefined, compareKeys);
   readonly #subject = new LatestSubject<InstancerEvent>();
   #current: InstancerEvent | undefined;
+  /** The snapshot behind `#current.instances`. */
+  #snapshot: Snapshot | undefined;
   #closed = false;
-  // Events (and the completion, as `null`) waiting to be delivered: an update made by a subscriber while an event
-  // is being delivered is queued, so every subscriber sees every event in order and ends on the latest.
 
   /** Hot; replays the latest event; never errors; completes after {@link InstanceCache.close}. */
   readonly events$: Observable<InstancerEvent> = this.#subject.asObservable();
@@ -41,14 +43,14 @@ export class InstanceCache {
     return this.#closed;
   }
 
-  /** The instance under `key` now, if any. */
+  /** The instance under `key` now, if any. O(log n). */
   get(key: string): Instance | undefined {
-    return this.#byKey.get(key);
+    return this.#tree.get(key);
   }
 
-  /** Number of instances held now. */
+  /** Number of instances held now. O(1). */
   get size(): number {
-    return this.#byKey.size;
+    return this.#tree.size;
   }
 
   /**
@@ -66,13 +68,15 @@ export class InstanceCache {
     const put: Instance[] = [];
     for (const instance of next.values()) put.push(instance);
     const del: string[] = [];
-    for (const key of this.#byKey.keys()) if (!next.has(key)) del.push(key);
+    this.#tree.forEachPair((key) => {
+      if (!next.has(key)) del.push(key);
+    });
     this.#apply(put, del);
   }
 
   /**
    * Applies a batch of incremental changes and emits one event if anything changed (or an error is cleared, or it
-   * is the first event).
+   * is the first event). O(k log n) for k changes.
    * @throws TypeError if an instance has an empty key or address; nothing is applied then.
    */
   update(batch: InstanceUpdate): void {
@@ -84,13 +88,15 @@ export class InstanceCache {
 
   /**
    * Records that the source is failing. Emits `{ instances: lastKnownGood, error }` when the source was healthy
-   * before, or when the error's message differs from the previous one; the set is kept as it was.
+   * before, or when the error's message differs from the previous one; the set is kept as it was (the event's
+   * `instances` is the very array of the event before, and its `changes` are empty).
    */
   fail(error: Error): void {
     if (this.#closed) return;
     const prev = this.#current;
     if (prev?.error && prev.error.message === error.message) return;
-    this.#emit({ instances: prev ? prev.instances : EMPTY, error });
+    const snapshot = this.#snapshot ?? EMPTY_SNAPSHOT;
+    this.#emit(snapshot, prev ? { since: prev, added: EMPTY, removed: EMPTY } : undefined, error);
   }
 
   /** Completes `events$`. Idempotent. */
@@ -101,6 +107,7 @@ export class InstanceCache {
   }
 
   #apply(put: readonly Instance[], del: readonly string[]): void {
+    const tree = this.#tree;
     const added: Instance[] = [];
     const removed: Instance[] = [];
     const deleted = new Set(del);
@@ -108,80 +115,83 @@ export class InstanceCache {
     const puts = new Map<string, Instance>();
     for (const instance of put) if (!deleted.has(instance.key)) puts.set(instance.key, instance);
     for (const [key, instance] of puts) {
-      const old = this.#byKey.get(key);
+      const old = tree.get(key);
       if (old && sameInstance(old, instance)) continue;
       if (old) removed.push(old);
       added.push(instance);
-      this.#byKey.set(key, instance);
+      tree.set(key, instance);
     }
     for (const key of deleted) {
-      const old = this.#byKey.get(key);
+      const old = tree.get(key);
       if (!old) continue;
       removed.push(old);
-      this.#byKey.delete(key);
+      tree.delete(key);
     }
     const prev = this.#current;
-    if (prev && !prev.error && added.length === 0 && removed.length === 0) return;
+    const changed = added.length > 0 || removed.length > 0;
+    if (prev && !prev.error && !changed) return;
     added.sort(byKey);
     removed.sort(byKey);
-    const instances =
-      added.length === 0 && removed.length === 0 && prev
-        ? prev.instances
-        : merge(prev?.instances ?? EMPTY, added, removed);
-    // Not frozen: #emit clears `since` when the next event goes out (see there).
+    // An O(1) copy-on-write clone: later updates copy only the tree nodes they touch.
+    const snapshot = changed || !this.#snapshot ? new Snapshot(tree.clone()) : this.#snapshot;
     const changes: InstanceChanges | undefined = prev
       ? { since: prev, added: Object.freeze(added), removed: Object.freeze(removed) }
       : undefined;
-    this.#emit(changes ? { instances, changes } : { instances });
+    this.#emit(snapshot, changes, undefined);
   }
 
-  #emit(event: InstancerEvent): void {
+  #emit(snapshot: Snapshot, changes: InstanceChanges | undefined, error: Error | undefined): void {
     // The previous event stops pointing at its own predecessor, or every event would keep all earlier ones (and
-    // their full instance arrays) alive: a long-running instancer would leak its whole history.
+    // their snapshots) alive: a long-running instancer would leak its whole history.
     const previous = this.#current?.changes as { since?: InstancerEvent | undefined } | undefined;
     if (previous) previous.since = undefined;
-    const frozen = Object.freeze(event);
-    this.#current = frozen;
-    this.#subject.next(frozen);
+    const event = lazyEvent(snapshot, changes, error);
+    this.#snapshot = snapshot;
+    this.#current = event;
+    this.#subject.next(event);
   }
 }
 
 const EMPTY: readonly Instance[] = Object.freeze([]);
 
+/** An immutable version of the set; its sorted array is built on first use and then kept. */
+class Snapshot {
+  readonly #tree: BTree<string, Instance> | undefined;
+  #array: readonly Instance[] | undefined;
+  constructor(tree: BTree<string, Instance> | undefined, array?: readonly Instance[]) {
+    this.#tree = tree;
+    this.#array = array;
+  }
+  get array(): readonly Instance[] {
+    if (this.#array === undefined) this.#array = Object.freeze(this.#tree?.valuesArray() ?? []);
+    return this.#array;
+  }
+}
+
+const EMPTY_SNAPSHOT = new Snapshot(undefined, EMPTY);
+
+/**
+ * A frozen event whose `instances` is an own, enumerable getter over `snapshot` (so spreading, `toEqual` and
+ * `JSON.stringify` see it like a plain property). `changes` is left unfrozen: `#emit` clears `since` later.
+ */
+function lazyEvent(
+  snapshot: Snapshot,
+  changes: InstanceChanges | undefined,
+  error: Error | undefined,
+): InstancerEvent {
+  const event: { readonly instances: readonly Instance[]; error?: Error; changes?: InstanceChanges } = {
+    get instances() {
+      return snapshot.array;
+    },
+  };
+  if (error !== undefined) event.error = error;
+  if (changes !== undefined) event.changes = changes;
+  return Object.freeze(event);
+}
+
 /** Orders instances by key in code-unit order, the order of every `InstancerEvent.instances`. */
 export function byKey(a: Instance, b: Instance): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
-}
-
-/** New frozen sorted array: `prev` minus the keys of `removed`, plus `added` (both sorted by key). */
-function merge(
-  prev: readonly Instance[],
-  added: readonly Instance[],
-  removed: readonly Instance[],
-): readonly Instance[] {
-  const out: Instance[] = new Array(prev.length - removed.length + added.length);
-  let i = 0;
-  let r = 0;
-  let a = 0;
-  let o = 0;
-  while (i < prev.length) {
-    const cur = prev[i]!;
-    // Skip removed entries (removed is a sorted subset of prev by key).
-    if (r < removed.length && removed[r]!.key === cur.key) {
-      r++;
-      i++;
-      continue;
-    }
-    if (a < added.length && added[a]!.key < cur.key) {
-      out[o++] = added[a++]!;
-      continue;
-    }
-    out[o++] = cur;
-    i++;
-  }
-  while (a < added.length) out[o++] = added[a++]!;
-  out.length = o;
-  return Object.freeze(out);
 }
 
 /** Whether two instances are the same for consumers: same key, address and (structurally) metadata. */

@@ -23,7 +23,10 @@ export interface Instance {
  * instances because of an error. The next good event has no `error`.
  */
 export interface InstancerEvent {
-  /** The whole current set, sorted by `key` (code-unit order), no duplicate keys. Frozen. */
+  /**
+   * The whole current set, sorted by `key` (code-unit order), no duplicate keys. Frozen. A source may build it
+   * lazily on first read (sdkit's own do); every read of one event returns the same array.
+   */
   readonly instances: readonly Instance[];
   /** Present while the source is failing; `instances` is then the last known good set. */
   readonly error?: Error;
@@ -101,7 +104,10 @@ export type Factory<Req = unknown, Res = unknown> = (
  * The live set of endpoints for the instances of an {@link Instancer} (go-kit's `sd.Endpointer`).
  */
 export interface Endpointer<Req = unknown, Res = unknown> extends AsyncDisposable {
-  /** The current endpoints, ordered by instance key. O(1): returns a frozen snapshot, never copies. */
+  /**
+   * The current endpoints, ordered by instance key: a frozen array, the same one until the set changes. The first
+   * call after a change builds it (O(n)); every other call is O(1). Changes themselves cost O(change).
+   */
   endpoints(): readonly Endpoint<Req, Res>[];
   /** Hot; replays the current snapshot to each new subscriber; emits on every change; completes after `close()`. */
   readonly endpoints$: Observable<readonly Endpoint<Req, Res>[]>;

@@ -337,6 +337,8 @@ export class EtcdRegistrar implements Registrar {
       ),
     );
     const closing = this.#pool.release(session.keeper, session);
+    // Handled at once: the revoke may fail while the in-flight put below settles (its failure is reported then).
+    closing?.catch(noop);
     const work = (async () => {
       // A put still in flight could land after our delete: let it settle first.
       await session.inflight?.catch(noop);
