@@ -5,10 +5,16 @@
  * prefix. Convergence is always checked against a fresh ranged read.
  */
 import http from 'node:http';
-import net from 'node:net';
 import type { Instance, InstancerEvent } from '@sdkit/sd-core';
 import { recordingLogger } from '@sdkit/sd-core/testing';
-import { type EtcdServer, eventually, startEtcd, startEtcdCluster, waitFor } from '@sdkit/test-harness';
+import {
+  type EtcdServer,
+  eventually,
+  startEtcd,
+  startEtcdCluster,
+  TcpProxy,
+  waitFor,
+} from '@sdkit/test-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient, type EtcdClient } from './client.js';
 import { type Codec, codecs, decodeEntry } from './codecs.js';
@@ -78,62 +84,6 @@ function metric(endpoint: string, name: string, labels = ''): Promise<number> {
     });
     req.on('error', reject);
   });
-}
-
-/**
- * A TCP proxy in front of one etcd endpoint that can be cut: `pause()` drops every connection and refuses new
- * ones (the client sees etcd as unreachable while the test keeps talking to etcd directly); `resume()` lets
- * connections through again.
- */
-class TcpProxy {
-  readonly #sockets = new Set<net.Socket>();
-  #refusing = false;
-
-  private constructor(
-    readonly server: net.Server,
-    readonly endpoint: string,
-  ) {}
-
-  static async start(target: string): Promise<TcpProxy> {
-    const url = new URL(target);
-    let proxy: TcpProxy | undefined;
-    const server = net.createServer((client) => {
-      if (!proxy || proxy.#refusing) {
-        client.destroy();
-        return;
-      }
-      const upstream = net.connect(Number(url.port), url.hostname);
-      const pair = [client, upstream];
-      for (const s of pair) {
-        proxy.#sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => {
-          if (proxy) proxy.#sockets.delete(s);
-          for (const other of pair) other.destroy();
-        });
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as net.AddressInfo;
-    proxy = new TcpProxy(server, `http://127.0.0.1:${port}`);
-    return proxy;
-  }
-
-  pause(): void {
-    this.#refusing = true;
-    for (const s of this.#sockets) s.destroy();
-  }
-
-  resume(): void {
-    this.#refusing = false;
-  }
-
-  async close(): Promise<void> {
-    this.pause();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
 }
 
 /** Runs etcdctl on `server`, retrying while the cluster has no leader (an election after a kill). */
@@ -434,7 +384,7 @@ describe('EtcdInstancer through etcd failures', () => {
     try {
       await etcd.etcdctl('put', 'svc/a', 'http://a:1');
       await converged(instancer, client, 'start');
-      proxy.pause();
+      proxy.cut();
       await waitFor<InstancerEvent>(instancer.events$, (e) => e.error !== undefined, 'disconnected', WAIT);
       await etcd.stop();
       await etcd.start();
@@ -487,7 +437,7 @@ describe('EtcdInstancer through etcd failures', () => {
     const events = record(instancer);
     try {
       await converged(instancer, client, 'start');
-      proxy.pause();
+      proxy.cut();
       await waitFor<InstancerEvent>(instancer.events$, (e) => e.error !== undefined, 'disconnected', WAIT);
       await etcd.etcdctl('del', 'svc/0');
       await etcd.etcdctl('put', 'svc/1', 'http://h1:2');

@@ -14,5 +14,6 @@ export {
   startEtcdCluster,
 } from './etcd.js';
 export { freePort } from './ports.js';
+export { type ProxyMode, TcpProxy } from './tcp-proxy.js';
 export { type Certificates, makeCertificates } from './tls.js';
 export { DEFAULT_WAIT_MS, describeValue, eventually, type SubscribableLike, waitFor } from './wait.js';
