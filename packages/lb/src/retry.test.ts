@@ -1,5 +1,5 @@
 import { getEventListeners } from 'node:events';
-import type { Clock, Endpoint } from '@sdkit/sd-core';
+import type { Clock, Endpoint, EndpointOptions } from '@sdkit/sd-core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Balancer } from './balancer.js';
 import { NoEndpointsError, RetryError, TimeoutError } from './errors.js';
@@ -305,6 +305,28 @@ describe('retry (fake timers)', () => {
       'attempt',
       'attempt',
     ]);
+  });
+
+  it('an endpoint that reads its signal only after the attempt timed out gets it already aborted, with the cause', async () => {
+    const seen: { options: EndpointOptions | undefined }[] = [];
+    const late: Endpoint<string, string> = (_req, options) => {
+      seen.push({ options });
+      return new Promise<string>(() => {});
+    };
+    const call = retry(roundRobin(new FakeEndpointer([late])), {
+      ...base,
+      maxAttempts: 1,
+      perAttemptTimeoutMs: 20,
+    });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(25);
+    await result.settled;
+    const signal = seen[0]!.options!.signal!;
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBeInstanceOf(TimeoutError);
+    expect((signal.reason as TimeoutError).scope).toBe('attempt');
+    // The same signal on every read.
+    expect(seen[0]!.options!.signal).toBe(signal);
   });
 
   it('overall timeout rejects at once with all errors so far and aborts the in-flight attempt', async () => {
