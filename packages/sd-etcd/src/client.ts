@@ -12,7 +12,9 @@ import { describeValue } from './describe-value.js';
 
 /**
  * PEM material for {@link EtcdClientOptions.tls}: a `Buffer` is the PEM contents; a `string` is the PEM contents
- * when it starts with `-----BEGIN` (leading whitespace ignored), otherwise a path to a PEM file.
+ * when it contains a `-----BEGIN` line (text before it, like openssl's "Bag Attributes", is allowed), otherwise a
+ * path to a PEM file. Error messages name a path that cannot be read, but never show a value that looks like key
+ * material (multi-line, or a long base64 run).
  */
 export type PemSource = string | Buffer;
 
@@ -42,6 +44,13 @@ export interface EtcdClientOptions {
    * written or watched through it is relative to the prefix (e.g. `'/tenant-a/'`). Non-empty.
    */
   namespace?: string;
+  /**
+   * The largest request etcd accepts, in bytes: **must match etcd's `--max-request-bytes`** (default 1572864 =
+   * 1.5 MiB, etcd's own default). `EtcdRegistrar` checks every registration against it in its constructor, so
+   * a value that etcd would refuse ("request is too large") fails at once, with nothing written, instead of being
+   * retried forever. An integer >= 1024.
+   */
+  maxRequestBytes?: number;
   /** Logger (pino-compatible); default silent. */
   logger?: Logger;
   /** Time source for the dial timeout and the host circuit breaker; default `systemClock`. */
@@ -61,7 +70,8 @@ export type EtcdClientErrorReason = 'unreachable' | 'authentication-failed' | 'c
 
 /**
  * A connection failure with a message a person can act on. `reason`: `'unreachable'` (no answer within the dial
- * timeout; the message names the endpoints and the last underlying error, e.g. a TLS handshake failure),
+ * timeout; the message names the endpoints and the last underlying error, e.g. a TLS handshake failure, which it
+ * also explains: server certificate not signed by `tls.ca`, or client certificate missing or refused),
  * `'authentication-failed'` (etcd rejected the username/password), `'closed'` (the client was closed meanwhile).
  * The underlying etcd3/gRPC error, if any, is `cause`.
  */
@@ -95,6 +105,13 @@ export interface EtcdClient extends AsyncDisposable {
   readonly logger: Logger;
   /** The dial timeout in effect, in ms. */
   readonly dialTimeoutMs: number;
+  /** etcd's request size limit assumed ({@link EtcdClientOptions.maxRequestBytes}), in bytes. */
+  readonly maxRequestBytes: number;
+  /**
+   * The etcd user this client authenticates as (`auth.username`), or `undefined` without `auth`; named in
+   * "permission denied" errors. (The password is not kept here.)
+   */
+  readonly username: string | undefined;
   /**
    * Resolves once a round-trip to etcd succeeds: a linearizable read of one key (so a member without quorum is
    * not "ready"), authenticating first when `auth` is set; "permission denied" on that key still counts as
@@ -111,6 +128,17 @@ export interface EtcdClient extends AsyncDisposable {
 }
 
 const PEM_PREFIX = '-----BEGIN';
+
+/** etcd's default `--max-request-bytes` (1.5 MiB), the default of {@link EtcdClientOptions.maxRequestBytes}. */
+export const DEFAULT_MAX_REQUEST_BYTES = 1_572_864;
+
+/**
+ * The largest response this client accepts (gRPC `max_receive_message_length`): 2^31 − 1 bytes, as etcd's Go
+ * client (`MaxCallRecvMsgSize`). grpc-js's default, 4 MiB, made a prefix read fail over and over (so the instancer
+ * never saw any instance) as soon as the values under the prefix added up to more than 4 MiB — e.g. three or four
+ * large values stored there by mistake.
+ */
+const MAX_RECEIVE_MESSAGE_BYTES = 2 ** 31 - 1;
 
 function fail(message: string): never {
   throw new TypeError(`createEtcdClient: ${message}`);
@@ -153,10 +181,18 @@ async function loadPem(source: unknown, field: string): Promise<Buffer | undefin
   if (typeof source !== 'string' || source.trim() === '') {
     fail(`tls.${field} must be PEM contents (string or Buffer) or a file path, got ${describeValue(source)}`);
   }
-  if (source.trimStart().startsWith(PEM_PREFIX)) return Buffer.from(source.trimStart());
+  // Contents, also with text before the first block (openssl's "Bag Attributes" lines; OpenSSL skips it).
+  if (source.includes(PEM_PREFIX)) return Buffer.from(source.trimStart());
   try {
     return await readFile(source);
   } catch (err) {
+    if (!looksLikePath(source)) {
+      // Probably key material pasted without its PEM armour: never echo it (the fs error would, too).
+      throw new TypeError(
+        `createEtcdClient: tls.${field} is neither PEM contents (no "${PEM_PREFIX}" line) nor a readable file ` +
+          `path (a ${source.length}-character value, not shown: it may be a private key)`,
+      );
+    }
     throw new TypeError(
       `createEtcdClient: cannot read tls.${field} file ${describeValue(source)}: ${(err as Error).message}`,
       {
@@ -164,6 +200,11 @@ async function loadPem(source: unknown, field: string): Promise<Buffer | undefin
       },
     );
   }
+}
+
+/** Whether a `tls.*` string that is not PEM may be shown in an error as a file path (not key material). */
+function looksLikePath(source: string): boolean {
+  return source.length <= 1024 && !/[\r\n]/.test(source) && !/[A-Za-z0-9+/=]{64,}/.test(source);
 }
 
 function isAuthFailure(err: unknown): boolean {
@@ -279,6 +320,31 @@ function errorText(err: unknown): string {
 }
 
 /**
+ * A TLS handshake failure in `err` (grpc-js passes OpenSSL's text through, e.g. "sslv3 alert bad certificate")
+ * said in plain words, to append to the `'unreachable'` message; `''` when `err` is not one.
+ */
+function tlsHint(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  if (
+    /unable to verify|self[- ]signed certificate|unable to get (local )?issuer|certificate verify failed/i.test(
+      text,
+    )
+  ) {
+    return " (TLS: etcd's server certificate is not signed by the CA given as tls.ca — or, without tls.ca, by a system CA)";
+  }
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown)/i.test(text)) {
+    return (
+      " (TLS: etcd refused the client certificate: none was given, or it is not signed by a CA in etcd's " +
+      '--trusted-ca-file; with --client-cert-auth etcd needs tls.cert and tls.key)'
+    );
+  }
+  if (/wrong version number|packet length too long/i.test(text)) {
+    return ' (TLS: etcd does not seem to serve TLS on this port; use an http:// endpoint without tls)';
+  }
+  return '';
+}
+
+/**
  * Creates an etcd client over `etcd3` and resolves once etcd has answered a round-trip (see
  * {@link EtcdClient.ready}), so a misconfiguration fails here, clearly, rather than later inside a watch.
  * Rejects with a `TypeError` naming the bad value for invalid options (empty endpoints, bad URLs, unreadable PEM
@@ -293,6 +359,12 @@ export async function createEtcdClient(options: EtcdClientOptions): Promise<Etcd
     fail(`tls must be an object, got ${describeValue(tls)}`);
   const endpoints = validateEndpoints(options.endpoints, tls !== undefined);
   const dialTimeoutMs = options.dialTimeoutMs ?? 3000;
+  const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  if (!Number.isSafeInteger(maxRequestBytes) || maxRequestBytes < 1024) {
+    fail(
+      `maxRequestBytes must be an integer >= 1024 matching etcd's --max-request-bytes (default ${DEFAULT_MAX_REQUEST_BYTES}), got ${describeValue(maxRequestBytes)}`,
+    );
+  }
   if (typeof dialTimeoutMs !== 'number' || !Number.isFinite(dialTimeoutMs) || dialTimeoutMs <= 0) {
     fail(`dialTimeoutMs must be a positive number of milliseconds, got ${describeValue(dialTimeoutMs)}`);
   }
@@ -319,6 +391,7 @@ export async function createEtcdClient(options: EtcdClientOptions): Promise<Etcd
   const etcdOptions: IOptions = {
     hosts: endpoints,
     faultHandling: defaultFaultHandling(clock, options.faultHandling),
+    grpcOptions: { 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES },
   };
   if (tls) {
     const [ca, cert, key] = await Promise.all([
@@ -337,7 +410,16 @@ export async function createEtcdClient(options: EtcdClientOptions): Promise<Etcd
   if (auth) etcdOptions.auth = { username: auth.username, password: auth.password };
 
   const root = new Etcd3(etcdOptions);
-  const client = new Client(root, endpoints, namespace ?? '', logger, clock, dialTimeoutMs, auth?.username);
+  const client = new Client(
+    root,
+    endpoints,
+    namespace ?? '',
+    logger,
+    clock,
+    dialTimeoutMs,
+    auth?.username,
+    maxRequestBytes,
+  );
   try {
     await client.ready();
   } catch (err) {
@@ -358,7 +440,8 @@ class Client implements EtcdClient {
     readonly logger: Logger,
     private readonly clock: Clock,
     readonly dialTimeoutMs: number,
-    private readonly username: string | undefined,
+    readonly username: string | undefined,
+    readonly maxRequestBytes: number,
   ) {
     this.etcd = namespace ? root.namespace(namespace) : root;
   }
@@ -389,7 +472,10 @@ class Client implements EtcdClient {
         }
       };
       const cancelTimeout = this.clock.setTimeout(() => {
-        const last = lastError === undefined ? '' : `: ${errorText(lastError)}`;
+        const last =
+          lastError === undefined
+            ? ''
+            : `: ${errorText(lastError).replace(/\s*Resolution note:\s*$/, '')}${tlsHint(lastError)}`;
         settle(
           new EtcdClientError(
             'unreachable',

@@ -1,8 +1,28 @@
 import type { Instance } from '@sdkit/sd-core';
 import { sameInstance } from '@sdkit/sd-core';
+import { recordingLogger } from '@sdkit/sd-core/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Codec, codecs, decodeAndLog, decodeEntry } from './codecs.js';
+import {
+  type Codec,
+  clip,
+  codecs,
+  decodeAndLog,
+  decodeEntry,
+  MAX_ADDRESS_LENGTH,
+  MAX_LOGGED_KEY_LENGTH,
+  MAX_REASON_LENGTH,
+} from './codecs.js';
+import {
+  garbageValue,
+  goodValue,
+  HUGE_KINDS,
+  hugeValue,
+  invalidUtf8Value,
+  randomBytesValue,
+  type WrongShape,
+  wrongShapeJson,
+} from './fixtures/bad-values.js';
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -342,6 +362,371 @@ describe('round trips', () => {
           (typeof md.metadata !== 'object' || Array.isArray(md.metadata));
         const expected = `{"Op":0,"Addr":${JSON.stringify(inst.address)},"Metadata":${model(unwrapped ? md.metadata : md)}}`;
         expect(encoded).toBe(expected);
+      }),
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bad input. Whatever etcd holds under a prefix, decoding gives a valid instance for the key, or a skip with
+// exactly one log line naming the key (cut to a bounded length) and never the value; nothing throws into the
+// watch. Encoding refuses what it cannot write with a TypeError naming the key (at the registrar's call site).
+
+describe('bad input: decoding never throws, skips with one bounded warning, never logs the value', () => {
+  const all: readonly Codec[] = [codecs.gokit, codecs.etcdNaming, codecs.json, codecs.auto];
+  const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  /** Longest a clipped field can be: the limit plus the "… (N characters)" marker. */
+  const clipped = (max: number): number => max + 40;
+  const MiB = 1024 * 1024;
+
+  /** Keys as a codec may get them: any text, empty (codecs must not care), or far longer than is logged. */
+  const anyKey = fc.oneof(
+    fc.string({ maxLength: 40 }),
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    fc.constant(''),
+    fc
+      .integer({ min: MAX_LOGGED_KEY_LENGTH, max: 4 * MAX_LOGGED_KEY_LENGTH })
+      .map((n) => `svc/${'k'.repeat(n)}`),
+  );
+
+  interface Checked {
+    readonly instance: Instance | undefined;
+    readonly level: string | undefined;
+    readonly reason: string;
+    readonly logged: string;
+  }
+
+  /** decodeAndLog with a fresh recording logger, checking the contract for whatever the outcome is. */
+  function decodeChecked(codec: Codec, key: string, value: Uint8Array): Checked {
+    const logger = recordingLogger();
+    let instance: Instance | undefined;
+    expect(() => {
+      instance = decodeAndLog(codec, key, value, logger);
+    }).not.toThrow();
+    if (instance !== undefined) {
+      expect(logger.records).toEqual([]);
+      expect(instance.key).toBe(key);
+      expect(typeof instance.address).toBe('string');
+      expect(instance.address.length).toBeGreaterThan(0);
+      expect(instance.address.length).toBeLessThanOrEqual(MAX_ADDRESS_LENGTH);
+      return { instance, level: undefined, reason: '', logged: '' };
+    }
+    expect(logger.records).toHaveLength(1);
+    const { level, obj } = logger.records[0]!;
+    // The key (cut), the codec, why, and the value's size: never the value itself.
+    expect(Object.keys(obj).sort()).toEqual(['codec', 'key', 'reason', 'valueBytes']);
+    expect(obj.key).toBe(clip(key, MAX_LOGGED_KEY_LENGTH));
+    expect(obj.codec).toBe(codec.name);
+    expect(obj.valueBytes).toBe(value.length);
+    const reason = obj.reason as string;
+    expect(typeof reason).toBe('string');
+    expect(reason.length).toBeLessThanOrEqual(clipped(MAX_REASON_LENGTH));
+    // A warning, except for a well-formed "not an endpoint" entry (etcd naming's Op 1), which is debug.
+    expect(level).toBe(reason === 'the entry is not an endpoint' ? 'debug' : 'warn');
+    return { instance, level, reason, logged: JSON.stringify(logger.records[0]) };
+  }
+
+  it('garbage of every kind (random bytes, invalid UTF-8, wrong-shape JSON, empty) under any key', () => {
+    let skipped = 0;
+    fc.assert(
+      fc.property(anyKey, garbageValue, (key, value) => {
+        for (const codec of all) if (decodeChecked(codec, key, value).instance === undefined) skipped++;
+      }),
+      { numRuns: 1000 },
+    );
+    expect(skipped).toBeGreaterThan(1000); // the generator does produce garbage, not accidental instances
+  });
+
+  it('random bytes: gokit reads exactly the valid non-empty UTF-8 ones, as the text; every codec keeps the contract', () => {
+    fc.assert(
+      fc.property(randomBytesValue, (value) => {
+        let text: string | undefined;
+        try {
+          text = strictUtf8.decode(value);
+        } catch {
+          text = undefined;
+        }
+        const out = decodeChecked(codecs.gokit, 'svc/k', value);
+        if (text === undefined || text === '') expect(out.instance).toBeUndefined();
+        else expect(out.instance?.address).toBe(text);
+        for (const codec of all) decodeChecked(codec, 'svc/k', value);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('invalid UTF-8: gokit (and auto, unless the value starts with "{") skip it naming UTF-8', () => {
+    fc.assert(
+      fc.property(invalidUtf8Value, (value) => {
+        expect(() => strictUtf8.decode(value)).toThrow(); // the generator's promise
+        const gokit = decodeChecked(codecs.gokit, 'svc/k', value);
+        expect(gokit.instance).toBeUndefined();
+        expect(gokit.reason).toMatch(/UTF-8/);
+        const startsWithBrace = /^[ \t\r\n]*\{/.test(Buffer.from(value).toString('latin1'));
+        const auto = decodeChecked(codecs.auto, 'svc/k', value);
+        if (!startsWithBrace) expect(auto.reason).toMatch(/UTF-8/);
+        decodeChecked(codecs.etcdNaming, 'svc/k', value);
+        decodeChecked(codecs.json, 'svc/k', value);
+      }),
+      { numRuns: 500 },
+    );
+    // Inside a JSON string, invalid bytes become U+FFFD, as Go's json.Unmarshal reads them (not a skip).
+    const value = Buffer.concat([bytes('{"Addr":"10.0.0.1:80'), Buffer.from([0xff]), bytes('"}')]);
+    expect(codecs.etcdNaming.decode('k', value)?.address).toBe('10.0.0.1:80\ufffd');
+  });
+
+  it('JSON of the wrong shape: each codec skips with the reason its format gives (auto reads non-objects as go-kit strings)', () => {
+    const expected: Record<string, Record<WrongShape, RegExp | 'instance'>> = {
+      gokit: {
+        'not-an-object': 'instance',
+        'no-address': 'instance',
+        'addr-not-string': 'instance',
+        'address-not-string': 'instance',
+        'bad-op': 'instance',
+        'bad-metadata': 'instance',
+      },
+      etcdNaming: {
+        'not-an-object': /not a JSON object/,
+        'no-address': /Addr is missing or not a string/,
+        'addr-not-string': /Addr is missing or not a string/,
+        'address-not-string': /Addr is missing or not a string/,
+        'bad-op': /unknown Op .* \(expected 0 = Add or 1 = Delete\)/,
+        'bad-metadata': /Addr is missing or not a string/,
+      },
+      json: {
+        'not-an-object': /not a JSON object/,
+        'no-address': /"address" is missing or not a string/,
+        'addr-not-string': /"address" is missing or not a string/,
+        'address-not-string': /"address" is missing or not a string/,
+        'bad-op': /"address" is missing or not a string/,
+        'bad-metadata': /"metadata" is not a JSON object/,
+      },
+      auto: {
+        'not-an-object': 'instance',
+        'no-address': /neither "Addr" \(etcd naming\) nor "address" \(sdkit json\)/,
+        'addr-not-string': /Addr is missing or not a string/,
+        'address-not-string': /"address" is missing or not a string/,
+        'bad-op': /unknown Op/,
+        'bad-metadata': /"metadata" is not a JSON object/,
+      },
+    };
+    const seen = new Set<WrongShape>();
+    fc.assert(
+      fc.property(wrongShapeJson, ({ kind, text }) => {
+        seen.add(kind);
+        for (const codec of all) {
+          const want = expected[codec.name]![kind];
+          const out = decodeChecked(codec, 'svc/k', bytes(text));
+          if (want === 'instance') expect(out.instance?.address, `${codec.name} ${text}`).toBe(text);
+          else expect(out.reason, `${codec.name} ${text}`).toMatch(want);
+        }
+      }),
+      { numRuns: 600 },
+    );
+    expect(seen.size).toBe(6);
+  });
+
+  it('empty values are skipped by every codec; an empty key is just a key to a codec', () => {
+    const reasons = { gokit: /empty/, etcdNaming: /not JSON/, json: /not JSON/, auto: /empty/ };
+    for (const codec of all) {
+      for (const empty of [new Uint8Array(0), Buffer.alloc(0)]) {
+        const out = decodeChecked(codec, 'svc/empty', empty);
+        expect(out.instance).toBeUndefined();
+        expect(out.reason).toMatch(reasons[codec.name as keyof typeof reasons]);
+      }
+    }
+    fc.assert(
+      fc.property(goodValue, ({ value, address }) => {
+        const out = decodeChecked(codecs.auto, '', value);
+        expect(out.instance).toEqual(expect.objectContaining({ key: '', address }));
+      }),
+    );
+  });
+
+  it('huge values (2 MiB) of every kind: skipped with a short warning that never holds the value, or a valid instance', () => {
+    // Expected reason per kind and codec (undefined: a valid instance).
+    const tooLong = /characters long \(at most 8192\)/;
+    const expected: Record<string, Record<string, RegExp | undefined>> = {
+      'random-bytes': { gokit: /UTF-8/, etcdNaming: /not JSON/, json: /not JSON/, auto: /UTF-8/ },
+      ascii: { gokit: tooLong, etcdNaming: /not JSON/, json: /not JSON/, auto: tooLong },
+      'json-addr': { gokit: tooLong, etcdNaming: tooLong, json: /"address" is missing/, auto: tooLong },
+      'json-address': { gokit: tooLong, etcdNaming: /Addr is missing/, json: tooLong, auto: tooLong },
+      'json-op': {
+        gokit: tooLong,
+        etcdNaming: /unknown Op/,
+        json: /"address" is missing/,
+        auto: /unknown Op/,
+      },
+      'json-array': {
+        gokit: tooLong,
+        etcdNaming: /not a JSON object/,
+        json: /not a JSON object/,
+        auto: tooLong,
+      },
+      'json-metadata': { gokit: tooLong, etcdNaming: /Addr is missing/, json: undefined, auto: undefined },
+    };
+    let tried = 0;
+    for (const kind of HUGE_KINDS) {
+      const value = hugeValue(kind, 2 * MiB, 'x');
+      expect(value.length).toBeGreaterThan(2 * MiB - 64);
+      for (const codec of all) {
+        tried++;
+        const want = expected[kind]![codec.name];
+        const out = decodeChecked(codec, 'svc/huge', value);
+        if (want === undefined) {
+          expect(out.instance?.address, `${kind} ${codec.name}`).toBe('10.0.0.1:8080');
+          continue;
+        }
+        expect(out.reason, `${kind} ${codec.name}`).toMatch(want);
+        expect(out.logged.length, `${kind} ${codec.name}`).toBeLessThan(1000);
+        expect(out.logged).not.toContain('x'.repeat(64));
+      }
+    }
+    expect(tried).toBe(28);
+  });
+
+  it(`addresses longer than ${MAX_ADDRESS_LENGTH} characters are skipped, shorter ones kept (the boundary, every codec)`, () => {
+    fc.assert(
+      fc.property(fc.integer({ min: MAX_ADDRESS_LENGTH - 50, max: MAX_ADDRESS_LENGTH + 50 }), (n) => {
+        const address = `h${'x'.repeat(n - 1)}`;
+        const inst = { key: 'svc/k', address };
+        for (const codec of all) {
+          if (n <= MAX_ADDRESS_LENGTH) {
+            expect(decodeChecked(codec, 'svc/k', bytes(codec.encode(inst))).instance?.address).toBe(address);
+          } else {
+            expect(() => codec.encode(inst)).toThrow(TypeError);
+            const value = codec === codecs.json ? `{"address":"${address}"}` : `{"Addr":"${address}"}`;
+            const out = decodeChecked(codec, 'svc/k', bytes(codec === codecs.gokit ? address : value));
+            expect(out.reason).toMatch(tooLongReason);
+          }
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+  const tooLongReason = /characters long \(at most 8192\)/;
+
+  it('encode refuses what it cannot write with a TypeError naming the key (a clear error at the call site)', () => {
+    const address = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.constant(''),
+      fc.integer({ min: MAX_ADDRESS_LENGTH + 1, max: MAX_ADDRESS_LENGTH + 100 }).map((n) => 'a'.repeat(n)),
+      fc.anything(),
+    );
+    const metadata = fc.option(
+      fc.oneof(
+        fc.anything(),
+        fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, 1n).map((x) => ({ x })),
+      ),
+      { nil: undefined },
+    );
+    let refused = 0;
+    fc.assert(
+      fc.property(fc.string({ maxLength: 20 }), address, metadata, (key, addr, md) => {
+        const inst = (
+          md === undefined ? { key, address: addr } : { key, address: addr, metadata: md }
+        ) as Instance;
+        for (const codec of all) {
+          let written: unknown;
+          try {
+            written = codec.encode(inst);
+          } catch (e) {
+            refused++;
+            expect(e).toBeInstanceOf(TypeError);
+            expect((e as Error).message).toContain(JSON.stringify(key));
+            continue;
+          }
+          expect(typeof written).toBe('string');
+          expect(written).not.toBe('');
+          expect(typeof addr === 'string' && addr !== '' && addr.length <= MAX_ADDRESS_LENGTH).toBe(true);
+        }
+      }),
+      { numRuns: 500 },
+    );
+    expect(refused).toBeGreaterThan(0);
+  });
+
+  it('contains codecs that misbehave on bad input: huge messages, unprintable throws, throwing getters, huge addresses', () => {
+    const evil = (decode: Codec['decode']): Codec => ({ name: 'evil', decode, encode: () => '' });
+    const huge = decodeChecked(
+      evil((_k, v) => {
+        throw new Error(`cannot read ${Buffer.from(v).toString()}`);
+      }),
+      'svc/k',
+      hugeValue('ascii', MiB),
+    );
+    expect(huge.reason.startsWith('cannot read xxx')).toBe(true);
+    expect(huge.reason).toContain(`(${MiB + 'cannot read '.length} characters)`);
+    expect(huge.logged.length).toBeLessThan(1000);
+
+    const unprintable = {
+      toString() {
+        throw new Error('no');
+      },
+    };
+    expect(
+      decodeChecked(
+        evil(() => {
+          throw unprintable;
+        }),
+        'svc/k',
+        bytes('x'),
+      ).reason,
+    ).toBe('(unprintable)');
+    const getter = decodeChecked(
+      evil(
+        (key) =>
+          ({
+            key,
+            get address(): string {
+              throw new Error('getter');
+            },
+          }) as Instance,
+      ),
+      'svc/k',
+      bytes('x'),
+    );
+    expect(getter.reason).toBe('getter');
+    expect(
+      decodeChecked(
+        evil((key) => ({ key, address: 'a'.repeat(MAX_ADDRESS_LENGTH + 1) })),
+        'svc/k',
+        bytes('x'),
+      ).reason,
+    ).toMatch(/address of 8193 characters/);
+    expect(
+      decodeChecked(
+        evil(() => ({ key: 'k'.repeat(MiB), address: 'a' })),
+        'svc/k',
+        bytes('x'),
+      ).reason.length,
+    ).toBeLessThanOrEqual(clipped(MAX_REASON_LENGTH));
+    // A logger that throws does not make decodeAndLog throw.
+    const throwing = {
+      debug() {},
+      info() {},
+      warn() {
+        throw new Error('logger down');
+      },
+      error() {},
+    };
+    expect(decodeAndLog(codecs.json, 'svc/k', bytes('nope'), throwing)).toBeUndefined();
+  });
+
+  it('clip: identity up to the limit, else a prefix plus the full length, never splitting a surrogate pair', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 60 }), fc.integer({ min: 1, max: 40 }), (s, max) => {
+        const out = clip(s, max);
+        if (s.length <= max) {
+          expect(out).toBe(s);
+          return;
+        }
+        const marker = `… (${s.length} characters)`;
+        expect(out.endsWith(marker)).toBe(true);
+        const head = out.slice(0, -marker.length);
+        expect(s.startsWith(head)).toBe(true);
+        expect(head.length).toBeGreaterThanOrEqual(max - 1);
+        expect(/\p{Surrogate}/u.test(head)).toBe(false); // s has no lone surrogates, so neither may the cut
       }),
     );
   });

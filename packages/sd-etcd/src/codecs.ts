@@ -5,15 +5,19 @@ import type { Instance, Logger } from '@sdkit/sd-core';
  *
  * Contract for implementations:
  * - `decode(key, value)` gets the **full etcd key** (as the client addresses it: it includes the watched prefix,
- *   and is relative to the client's namespace if the client has one) and the **raw value bytes**. It returns
- *   - an `Instance` whose `key` is exactly `key` and whose `address` is non-empty, or
+ *   and is relative to the client's namespace if the client has one) and the **raw value bytes** (any bytes:
+ *   etcd stores whatever was put, so expect invalid UTF-8, JSON of any shape, empty and very large values). It
+ *   returns
+ *   - an `Instance` whose `key` is exactly `key` and whose `address` is a non-empty string of at most
+ *     {@link MAX_ADDRESS_LENGTH} characters (the instancer skips any other result, with a warning), or
  *   - `undefined` when the value is well-formed but deliberately not an endpoint (e.g. an etcd-naming entry with
  *     `"Op":1`); the instancer skips it and logs at debug level, or
  *   - throws (any `Error`) when the value cannot be read; the instancer skips that key and logs a warning naming
- *     the key and the codec. Either way other instances are unaffected, and a key whose value becomes
- *     unreadable leaves the set.
+ *     the key and the codec (the logged reason is cut to a few hundred characters, so keep value contents out
+ *     of its start). Either way other instances are unaffected, and a key whose value becomes unreadable leaves
+ *     the set.
  * - `encode(instance)` returns the value string to store under `instance.key`. Throws `TypeError` if the
- *   instance cannot be represented (empty address, metadata that is not JSON). For every instance `i` that
+ *   instance cannot be represented (empty or over-long address, metadata that is not an object or not JSON). For every instance `i` that
  *   `encode` accepts, `decode(i.key, encode(i))` equals `i` (same key, address and metadata).
  *
  * Codecs are stateless and shareable. Write your own by implementing this interface.
@@ -30,9 +34,22 @@ export interface Codec {
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const lenientUtf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
+/**
+ * The longest `address` (in UTF-16 code units, `string.length`) the built-in codecs read or write, and the
+ * longest the instancer accepts from any codec: 8192, far above any URL or `host:port` (a DNS name is at most
+ * 253 characters), so a longer one is garbage (e.g. a blob stored under the prefix by mistake) and is skipped
+ * rather than handed to endpoint factories and loggers.
+ */
+export const MAX_ADDRESS_LENGTH = 8192;
+
 /** Builds the frozen instance a codec returns; `metadata` only when present. */
 function makeInstance(key: string, address: string, metadata: Record<string, unknown> | undefined): Instance {
   if (address === '') throw new Error('the address is empty');
+  if (address.length > MAX_ADDRESS_LENGTH) {
+    throw new Error(
+      `the address is ${address.length} characters long (at most ${MAX_ADDRESS_LENGTH}); not an endpoint address`,
+    );
+  }
   return Object.freeze(
     metadata === undefined ? { key, address } : { key, address, metadata: Object.freeze(metadata) },
   );
@@ -42,6 +59,17 @@ function assertEncodable(instance: Instance): void {
   if (typeof instance?.address !== 'string' || instance.address === '') {
     throw new TypeError(
       `sdkit: cannot encode instance ${JSON.stringify(instance?.key)}: address must be a non-empty string (got ${JSON.stringify(instance?.address)})`,
+    );
+  }
+  if (instance.address.length > MAX_ADDRESS_LENGTH) {
+    throw new TypeError(
+      `sdkit: cannot encode instance ${JSON.stringify(instance.key)}: its address is ${instance.address.length} characters long (at most ${MAX_ADDRESS_LENGTH})`,
+    );
+  }
+  const md: unknown = instance.metadata;
+  if (md !== undefined && (md === null || typeof md !== 'object' || Array.isArray(md))) {
+    throw new TypeError(
+      `sdkit: cannot encode instance ${JSON.stringify(instance.key)}: metadata must be an object or absent, got ${md === null ? 'null' : Array.isArray(md) ? 'an array' : `a ${typeof md}`}`,
     );
   }
 }
@@ -65,7 +93,8 @@ function hasMetadata(
 /**
  * go-kit's `sd/etcdv3` format: the value **is** the instance string, e.g. `http://1.2.3.4:8080`, exactly as
  * go-kit's Registrar writes `Service.Value`. The address is the value as-is (no trimming); instances have no
- * metadata. Empty values and values that are not valid UTF-8 are unreadable. `encode` writes `instance.address`
+ * metadata. Empty values, values that are not valid UTF-8 and values longer than {@link MAX_ADDRESS_LENGTH}
+ * characters are unreadable. `encode` writes `instance.address`
  * (metadata is not representable and is dropped).
  */
 const gokit: Codec = Object.freeze({
@@ -144,7 +173,7 @@ function namingFromObject(key: string, obj: Record<string, unknown>): Instance |
   }
   if (op === 1) return undefined;
   if (op !== 0 && op !== null)
-    throw new Error(`unknown Op ${JSON.stringify(op)} (expected 0 = Add or 1 = Delete)`);
+    throw new Error(`unknown Op ${clip(JSON.stringify(op), 40)} (expected 0 = Add or 1 = Delete)`);
   if (typeof addr !== 'string') throw new Error('Addr is missing or not a string');
   let md: Record<string, unknown> | undefined;
   if (metadata === null || metadata === undefined) md = undefined;
@@ -357,6 +386,23 @@ export const codecs: Readonly<{ gokit: Codec; etcdNaming: Codec; json: Codec; au
   auto,
 });
 
+/** Longest `reason` {@link decodeEntry} returns (and {@link decodeAndLog} logs), in characters. @internal */
+export const MAX_REASON_LENGTH = 300;
+/** Longest key {@link decodeAndLog} logs, in characters (longer keys are cut, with their length). @internal */
+export const MAX_LOGGED_KEY_LENGTH = 512;
+
+/**
+ * `text` cut to at most `max` characters plus a marker with the full length (`… (N characters)`), never
+ * splitting a surrogate pair. @internal
+ */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}… (${text.length} characters)`;
+}
+
 /** Outcome of {@link decodeEntry}. @internal */
 export type DecodeOutcome =
   | { readonly ok: true; readonly instance: Instance }
@@ -364,16 +410,22 @@ export type DecodeOutcome =
 
 /**
  * Runs `codec.decode` for the instancer and never throws: a throwing codec, a codec returning something that is
- * not a valid instance for `key`, or `undefined` all become `{ ok: false, reason }` (`warn` is false only for a
- * deliberate `undefined`). Logs nothing; see {@link decodeAndLog}. @internal
+ * not a valid instance for `key` (wrong key, address empty, not a string or longer than
+ * {@link MAX_ADDRESS_LENGTH}, metadata not an object), or `undefined` all become `{ ok: false, reason }` (`warn`
+ * is false only for a deliberate `undefined`); `reason` is at most {@link MAX_REASON_LENGTH} characters (plus
+ * the length marker of {@link clip}), so a codec that quotes the value cannot dump it. Logs nothing; see
+ * {@link decodeAndLog}. @internal
  */
 export function decodeEntry(codec: Codec, key: string, value: Uint8Array): DecodeOutcome {
-  let result: unknown;
   try {
-    result = codec.decode(key, value);
+    return checkDecoded(codec.decode(key, value), key);
   } catch (e) {
-    return { ok: false, reason: e instanceof Error ? e.message : String(e), warn: true };
+    // The codec threw, or (a custom codec) returned an object whose getters throw.
+    return { ok: false, reason: clip(errorMessage(e), MAX_REASON_LENGTH), warn: true };
   }
+}
+
+function checkDecoded(result: unknown, key: string): DecodeOutcome {
   if (result === undefined) return { ok: false, reason: 'the entry is not an endpoint', warn: false };
   if (typeof result !== 'object' || result === null) {
     return { ok: false, reason: 'the codec returned something that is not an instance', warn: true };
@@ -382,12 +434,22 @@ export function decodeEntry(codec: Codec, key: string, value: Uint8Array): Decod
   if (inst.key !== key) {
     return {
       ok: false,
-      reason: `the codec returned an instance for another key (${String(inst.key)})`,
+      reason: clip(
+        `the codec returned an instance for another key (${safeString(inst.key)})`,
+        MAX_REASON_LENGTH,
+      ),
       warn: true,
     };
   }
   if (typeof inst.address !== 'string' || inst.address === '') {
     return { ok: false, reason: 'the codec returned an instance with no address', warn: true };
+  }
+  if (inst.address.length > MAX_ADDRESS_LENGTH) {
+    return {
+      ok: false,
+      reason: `the codec returned an address of ${inst.address.length} characters (at most ${MAX_ADDRESS_LENGTH})`,
+      warn: true,
+    };
   }
   if (inst.metadata !== undefined && (typeof inst.metadata !== 'object' || inst.metadata === null)) {
     return { ok: false, reason: 'the codec returned metadata that is not an object', warn: true };
@@ -395,7 +457,30 @@ export function decodeEntry(codec: Codec, key: string, value: Uint8Array): Decod
   return { ok: true, instance: inst };
 }
 
-/** {@link decodeEntry}, logging skipped entries (`warn` with `{ key, codec, reason }`, or `debug`). @internal */
+/** `String(v)`, or a placeholder when that throws (an object with a throwing `toString`, a revoked proxy…). */
+function safeString(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return '(unprintable)';
+  }
+}
+
+/** A thrown value's message, whatever was thrown. */
+function errorMessage(e: unknown): string {
+  try {
+    return e instanceof Error ? safeString(e.message) : safeString(e);
+  } catch {
+    return '(unprintable)';
+  }
+}
+
+/**
+ * {@link decodeEntry}, logging each skipped entry once: `warn` (unreadable) or `debug` (not an endpoint) with
+ * `{ key, codec, reason, valueBytes }`. The value itself is never logged (only its size); `key` is cut to
+ * {@link MAX_LOGGED_KEY_LENGTH} characters and `reason` to {@link MAX_REASON_LENGTH}. Never throws, even if the
+ * logger does. @internal
+ */
 export function decodeAndLog(
   codec: Codec,
   key: string,
@@ -404,12 +489,17 @@ export function decodeAndLog(
 ): Instance | undefined {
   const out = decodeEntry(codec, key, value);
   if (out.ok) return out.instance;
-  const fields = { key, codec: codec.name, reason: out.reason };
   try {
+    const fields = {
+      key: clip(key, MAX_LOGGED_KEY_LENGTH),
+      codec: clip(safeString(codec.name), 64),
+      reason: out.reason,
+      valueBytes: value.length,
+    };
     if (out.warn) logger.warn(fields, 'sdkit: skipping an etcd entry that is not a readable instance');
     else logger.debug(fields, 'sdkit: skipping an etcd entry that is not an endpoint');
   } catch {
-    // A logger that throws must not break the watch.
+    // A logger (or a codec's name getter) that throws must not break the watch.
   }
   return undefined;
 }

@@ -6,17 +6,25 @@
  */
 export {
   createEtcdClient,
+  DEFAULT_MAX_REQUEST_BYTES,
   type EtcdClient,
   EtcdClientError,
   type EtcdClientErrorReason,
   type EtcdClientOptions,
   type PemSource,
 } from './client.js';
-export { type Codec, codecs } from './codecs.js';
+export { type Codec, codecs, MAX_ADDRESS_LENGTH } from './codecs.js';
 export { EtcdInstancer, type EtcdInstancerOptions, EtcdWatchError } from './instancer.js';
 export type { BackoffOptions as LeaseBackoffOptions } from './lease-backoff.js';
 export { EtcdLeasePool, type EtcdLeasePoolOptions } from './lease-pool.js';
-export { EtcdRegistrar, type EtcdRegistrarOptions, type RegistrarInstance } from './registrar.js';
+export {
+  EtcdAccessDeniedError,
+  type EtcdAccessOperation,
+  EtcdRegistrar,
+  type EtcdRegistrarOptions,
+  PUT_REQUEST_OVERHEAD_BYTES,
+  type RegistrarInstance,
+} from './registrar.js';
 export {
   type DeregisterOnSignalsOptions,
   deregisterOnSignals,

@@ -21,8 +21,8 @@ export interface EtcdInstancerOptions {
   /**
    * The key prefix to follow, matched as a **raw key prefix**: nothing is added or stripped. Use the exact form
    * the writers use — go-kit registers under e.g. `/services/foosvc/`, etcd's gRPC naming under `my-service/`.
-   * Without a trailing `/`, `my-service` also matches `my-service-2/…`. Non-empty. Relative to the client's
-   * namespace, if it has one.
+   * Without a trailing `/`, `my-service` also matches `my-service-2/…`. Non-empty, no lone UTF-16 surrogates.
+   * Relative to the client's namespace, if it has one (do not repeat the namespace here).
    */
   prefix: string;
   /** How values are read. Default {@link codecs.auto} (go-kit strings, etcd-naming JSON and sdkit JSON). */
@@ -102,8 +102,8 @@ function validBackoff(backoff: BackoffOptions | undefined): Required<BackoffOpti
  * The first event comes after the first read (or its first failure: `{ instances: [], error }`). `stop()` leaves
  * the shared watch and completes `events$`; nothing is left running. Close the client after its instancers.
  *
- * @throws TypeError for a missing client, an empty or non-string prefix, a codec without `decode`, or bad backoff
- * values.
+ * @throws TypeError for a missing client, an empty or non-string prefix (or one with lone UTF-16 surrogates), a
+ * codec without `decode`, or bad backoff values.
  */
 export class EtcdInstancer implements Instancer {
   /** Hot; replays the latest event to each new subscriber; never errors; completes after {@link stop}. */
@@ -132,6 +132,12 @@ export class EtcdInstancer implements Instancer {
     const { prefix } = options;
     if (typeof prefix !== 'string' || prefix === '') {
       throw new TypeError(`EtcdInstancer: prefix must be a non-empty string, got ${describeValue(prefix)}`);
+    }
+    if (/\p{Surrogate}/u.test(prefix)) {
+      // Not encodable as UTF-8: the watch would follow the U+FFFD spelling, which no key written as given has.
+      throw new TypeError(
+        `EtcdInstancer: prefix ${describeValue(prefix)} contains a lone UTF-16 surrogate, which is not valid UTF-8`,
+      );
     }
     const codec = options.codec ?? codecs.auto;
     if (codec === null || typeof codec !== 'object' || typeof codec.decode !== 'function') {

@@ -4,7 +4,7 @@
  * one, over an `etcd3` `Namespace`.
  * @module
  */
-import { ClientClosedError, EtcdLeaseInvalidError, type Namespace } from 'etcd3';
+import { ClientClosedError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, type Namespace } from 'etcd3';
 
 /** One open lease keep-alive stream (etcd's bidirectional `LeaseKeepAlive` RPC). */
 export interface KeepAliveStream {
@@ -38,6 +38,11 @@ export interface LeaseBackend {
   isLeaseNotFound(error: unknown): boolean;
   /** Whether `error` means the client was closed, so retrying is pointless. */
   isClientClosed(error: unknown): boolean;
+  /**
+   * Whether `error` is etcd's "permission denied" (auth is enabled and the user's roles do not allow the call):
+   * not transient, so retrying the same call is pointless until someone changes the roles.
+   */
+  isPermissionDenied(error: unknown): boolean;
 }
 
 /** Options for {@link etcd3LeaseBackend}. */
@@ -111,5 +116,6 @@ export function etcd3LeaseBackend(etcd: Namespace, options: Etcd3LeaseBackendOpt
     },
     isLeaseNotFound: (error) => error instanceof EtcdLeaseInvalidError,
     isClientClosed: (error) => error instanceof ClientClosedError,
+    isPermissionDenied: (error) => error instanceof EtcdPermissionDeniedError,
   };
 }

@@ -23,10 +23,17 @@ export interface LeaseHolder {
    * answered for a whole TTL): the key is not, or may not be, in etcd any more. A new lease is on its way.
    */
   leaseLost(error: Error): void;
+  /**
+   * etcd refused to grant a lease with "permission denied" (`error` is etcd's): not transient, so the keeper
+   * stopped trying and went back to `idle`. The holder should give up and detach; a holder attaching afterwards
+   * (e.g. after the roles were fixed) makes the keeper try again.
+   */
+  leaseDenied(error: Error): void;
 }
 
 /**
- * - `idle`: no holder yet; nothing started.
+ * - `idle`: nothing started: no holder yet, or etcd denied the grant (permission denied; the next holder to
+ *   attach makes it try again).
  * - `granting`: asking etcd for a lease (retrying with backoff while etcd is unreachable).
  * - `alive`: lease held and kept alive every TTL/3.
  * - `expired`: lease held, but no keep-alive answered for a whole TTL; still trying the same lease (it survives
@@ -53,6 +60,8 @@ export interface LeaseKeeperOptions {
  * A keep-alive that stays unanswered for a whole TTL (etcd unreachable or partitioned) makes the keeper presume
  * the lease expired (`leaseLost`) while it keeps trying; whatever etcd answers then decides (`leaseReady` with the
  * same id if the lease survived, else a new grant). A stalled stream (no answer within TTL/3) is re-opened.
+ * A grant etcd denies ("permission denied", auth enabled) is not retried: every holder gets `leaseDenied` and
+ * the keeper goes back to `idle` (etcd 3.4 checks no permission on grants, but a proxy or a later etcd may).
  * Timers go through the injected clock (unref'd with the system clock), so nothing keeps the process alive.
  */
 export class LeaseKeeper {
@@ -195,6 +204,16 @@ export class LeaseKeeper {
         const err = asError(error);
         if (this.#backend.isClientClosed(err)) {
           this.#fatal(err);
+          return;
+        }
+        if (this.#backend.isPermissionDenied(err)) {
+          // Not transient: retrying would hammer etcd until someone changes the roles. Stop; tell the holders.
+          this.#phase = 'idle';
+          this.#logger.warn(
+            { err, holders: this.#holders.size },
+            'sdkit: etcd denied a lease grant (permission denied); not retrying',
+          );
+          this.#notify('leaseDenied', err);
           return;
         }
         const delay = this.#backoff.delay(this.#grantAttempt++);
@@ -353,23 +372,26 @@ export class LeaseKeeper {
   }
 
   #notify(method: 'leaseReady', arg: string): void;
-  #notify(method: 'leaseLost', arg: Error): void;
-  #notify(method: 'leaseReady' | 'leaseLost', arg: string | Error): void {
+  #notify(method: 'leaseLost' | 'leaseDenied', arg: Error): void;
+  #notify(method: HolderMethod, arg: string | Error): void {
     for (const holder of [...this.#holders]) {
       if (!this.#holders.has(holder)) continue;
       this.#call(holder, method, arg);
     }
   }
 
-  #call(holder: LeaseHolder, method: 'leaseReady' | 'leaseLost', arg: string | Error): void {
+  #call(holder: LeaseHolder, method: HolderMethod, arg: string | Error): void {
     try {
       if (method === 'leaseReady') holder.leaseReady(arg as string);
-      else holder.leaseLost(arg as Error);
+      else if (method === 'leaseLost') holder.leaseLost(arg as Error);
+      else holder.leaseDenied(arg as Error);
     } catch (err) {
       this.#logger.error({ err }, `sdkit: lease holder threw from ${method}`);
     }
   }
 }
+
+type HolderMethod = 'leaseReady' | 'leaseLost' | 'leaseDenied';
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));

@@ -1,13 +1,20 @@
 import type { RegistrarState } from '@sdkit/sd-core';
-import { FakeClock } from '@sdkit/sd-core/testing';
+import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
+import { EtcdPermissionDeniedError, type Namespace } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { EtcdClient } from './client.js';
 import { codecs } from './codecs.js';
-import type { KeepAliveHandlers, KeepAliveStream, LeaseBackend } from './lease-backend.js';
+import {
+  etcd3LeaseBackend,
+  type KeepAliveHandlers,
+  type KeepAliveStream,
+  type LeaseBackend,
+} from './lease-backend.js';
 import { createBackoff } from './lease-backoff.js';
+import { type LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 import { EtcdLeasePool, leaseBackendOverride } from './lease-pool.js';
-import { EtcdRegistrar, type EtcdRegistrarOptions } from './registrar.js';
+import { EtcdAccessDeniedError, EtcdRegistrar, type EtcdRegistrarOptions } from './registrar.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // A hand-written fake etcd: leases, keys attached to leases, keep-alive streams, outages and held puts.
@@ -15,6 +22,12 @@ import { EtcdRegistrar, type EtcdRegistrarOptions } from './registrar.js';
 class LeaseNotFound extends Error {}
 class Unavailable extends Error {}
 class ClientClosed extends Error {}
+/** What etcd answers when the user's roles do not allow a call (etcd3's message for it). */
+class PermissionDenied extends Error {
+  constructor() {
+    super('7 PERMISSION_DENIED: etcdserver: permission denied');
+  }
+}
 
 interface HeldPut {
   readonly key: string;
@@ -33,6 +46,11 @@ class FakeEtcd implements LeaseBackend {
   readonly keys = new Map<string, { value: string; lease: string }>();
   readonly calls: string[] = [];
   readonly streams = new Set<KeepAliveHandlers>();
+  /** Key prefixes the client's user may not write (puts and deletes of keys under them are denied). */
+  readonly readOnly = new Set<string>();
+  /** Deny lease grants / revokes (permission denied). */
+  denyGrants = false;
+  denyRevokes = false;
   #nextId = 100;
 
   count(prefix: string): number {
@@ -44,9 +62,14 @@ class FakeEtcd implements LeaseBackend {
     if (!this.available) throw new Unavailable('etcd unavailable');
   }
 
+  #checkWrite(key: string): void {
+    for (const prefix of this.readOnly) if (key.startsWith(prefix)) throw new PermissionDenied();
+  }
+
   async grant(ttlSeconds: number) {
     this.calls.push(`grant ${ttlSeconds}`);
     this.#check();
+    if (this.denyGrants) throw new PermissionDenied();
     const id = String(this.#nextId++);
     this.leases.set(id, ttlSeconds);
     return { id, ttlSeconds };
@@ -55,6 +78,7 @@ class FakeEtcd implements LeaseBackend {
   async revoke(leaseId: string) {
     this.calls.push(`revoke ${leaseId}`);
     this.#check();
+    if (this.denyRevokes) throw new PermissionDenied();
     this.dropLease(leaseId);
   }
 
@@ -81,6 +105,7 @@ class FakeEtcd implements LeaseBackend {
   async put(key: string, value: string, leaseId: string) {
     this.calls.push(`put ${key} ${leaseId}`);
     this.#check();
+    this.#checkWrite(key);
     if (this.holdPuts) {
       await new Promise<void>((resolve) => this.held.push({ key, release: resolve }));
       this.#check();
@@ -92,6 +117,7 @@ class FakeEtcd implements LeaseBackend {
   async deleteIfLease(key: string, leaseId: string) {
     this.calls.push(`delete ${key} ${leaseId}`);
     this.#check();
+    this.#checkWrite(key);
     if (this.keys.get(key)?.lease !== leaseId) return false;
     this.keys.delete(key);
     return true;
@@ -99,6 +125,7 @@ class FakeEtcd implements LeaseBackend {
 
   isLeaseNotFound = (e: unknown) => e instanceof LeaseNotFound;
   isClientClosed = (e: unknown) => e instanceof ClientClosed;
+  isPermissionDenied = (e: unknown) => e instanceof PermissionDenied;
 
   // --- test controls ---
   dropLease(leaseId: string): void {
@@ -143,18 +170,21 @@ async function flush(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
-function setup(share = true): Setup {
+/** The fake etcd's client as a user `writer-a` (named in permission-denied errors). */
+const writerClient = { etcd: {}, logger: undefined, username: 'writer-a' } as unknown as EtcdClient;
+
+function setup(share = true, client: EtcdClient = fakeClient): Setup {
   const etcd = new FakeEtcd();
   const clock = new FakeClock();
   const backoff = { initialMs: 100, maxMs: 2000, random: () => 0.5 };
-  const pool = new EtcdLeasePool(fakeClient, { share, clock, backoff, [leaseBackendOverride]: etcd });
+  const pool = new EtcdLeasePool(client, { share, clock, backoff, [leaseBackendOverride]: etcd });
   let n = 0;
   return {
     etcd,
     clock,
     pool,
     make: (options = {}) =>
-      new EtcdRegistrar(fakeClient, {
+      new EtcdRegistrar(client, {
         key: `/services/foosvc/10.0.0.${++n}:8080`,
         value: `http://10.0.0.${n}:8080`,
         ttlSeconds: 3,
@@ -545,6 +575,258 @@ describe('EtcdRegistrar lifecycle (fake etcd)', () => {
   });
 });
 
+describe('permission denied (fake etcd with auth)', () => {
+  /** Settles `promise` and returns its rejection (fails the test if it resolves). */
+  async function rejectionOf(promise: Promise<unknown>): Promise<EtcdAccessDeniedError> {
+    const outcome = await promise.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
+    expect(outcome).toBeInstanceOf(EtcdAccessDeniedError);
+    return outcome as EtcdAccessDeniedError;
+  }
+
+  it('a denied put: register() rejects at once, clearly; nothing is retried; the lease is released', async () => {
+    const { etcd, make, advance, pool, clock } = setup(true, writerClient);
+    const logger = recordingLogger();
+    etcd.readOnly.add('/services/b/');
+    const r = make({ key: '/services/b/10.0.0.9:8080', logger });
+    const states = record(r);
+    const registered = r.register();
+    await advance(0); // no backoff step: the answer is final
+    const err = await rejectionOf(registered);
+    expect(err.operation).toBe('put');
+    expect(err.key).toBe('/services/b/10.0.0.9:8080');
+    expect(err.username).toBe('writer-a');
+    expect(err.cause).toBeInstanceOf(PermissionDenied);
+    expect(err.message).toMatch(
+      /^EtcdRegistrar: permission denied: etcd user "writer-a" may not write "\/services\/b\/10\.0\.0\.9:8080" \(7 PERMISSION_DENIED: etcdserver: permission denied\); not retrying/,
+    );
+    expect(r.state).toBe('deregistered');
+    expect(states).toEqual(['registering', 'deregistered']);
+    expect(r.leaseId).toBeUndefined();
+    await advance(30_000, 500);
+    expect(etcd.count('put')).toBe(1);
+    expect(etcd.count('grant')).toBe(1);
+    expect(etcd.count('delete')).toBe(0); // a delete would be denied too
+    expect(etcd.leases.size).toBe(0); // the lease it held for nothing is revoked
+    expect(pool.size).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+    const errors = logger.records.filter((rec) => rec.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.msg).toBe(err.message);
+    expect(errors[0]?.obj).toMatchObject({ key: r.key, operation: 'put', username: 'writer-a' });
+    expect(logger.records.filter((rec) => rec.msg?.endsWith('; retrying'))).toEqual([]);
+    expect(states).toEqual(['registering', 'deregistered']);
+  });
+
+  it('a later register() tries again, and works once the roles allow it', async () => {
+    const { etcd, make, advance } = setup(true, writerClient);
+    etcd.readOnly.add('/services/b/');
+    const r = make({ key: '/services/b/1' });
+    const states = record(r);
+    const first = r.register();
+    await advance(0);
+    await rejectionOf(first);
+    // Still denied: rejected again, one more put only.
+    const second = r.register();
+    expect(second).not.toBe(first);
+    await advance(0);
+    await rejectionOf(second);
+    expect(etcd.count('put')).toBe(2);
+    etcd.readOnly.clear(); // `etcdctl role grant-permission …`
+    await Promise.all([r.register(), advance(0)]);
+    expect(r.state).toBe('registered');
+    expect(etcd.keys.get('/services/b/1')?.lease).toBe(r.leaseId);
+    expect(states).toEqual([
+      'registering',
+      'deregistered',
+      'registering',
+      'deregistered',
+      'registering',
+      'registered',
+    ]);
+    await r.deregister();
+    expect(etcd.leases.size).toBe(0);
+  });
+
+  it('deregister() after a denial resolves at once (nothing to remove); so does dispose', async () => {
+    const { etcd, make, advance } = setup(true, writerClient);
+    etcd.readOnly.add('/services/');
+    const r = make();
+    const registered = r.register();
+    await advance(0);
+    await rejectionOf(registered);
+    await r.deregister();
+    await r[Symbol.asyncDispose]();
+    expect(r.state).toBe('deregistered');
+    expect(etcd.count('delete')).toBe(0);
+  });
+
+  it('a denied grant: register() rejects naming the grant; the keeper stops (one grant, no timers); register() again retries', async () => {
+    const { etcd, make, advance, pool, clock } = setup(true, writerClient);
+    const logger = recordingLogger();
+    etcd.denyGrants = true;
+    const r = make({ key: '/services/a/1', logger });
+    const registered = r.register();
+    await advance(0);
+    const err = await rejectionOf(registered);
+    expect(err.operation).toBe('grant');
+    expect(err.message).toMatch(
+      /^EtcdRegistrar: permission denied: etcd user "writer-a" may not grant a lease for "\/services\/a\/1" \(.*permission denied\); not retrying/,
+    );
+    expect(r.state).toBe('deregistered');
+    await advance(30_000, 500);
+    expect(etcd.count('grant')).toBe(1);
+    expect(etcd.count('put')).toBe(0);
+    expect(pool.size).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+    etcd.denyGrants = false;
+    await Promise.all([r.register(), advance(0)]);
+    expect(r.state).toBe('registered');
+    expect(etcd.count('grant')).toBe(2);
+    await r.deregister();
+  });
+
+  it('a denied grant on a shared lease rejects every registrar waiting for it', async () => {
+    const { etcd, make, advance, pool } = setup(true, writerClient);
+    etcd.denyGrants = true;
+    const [a, b] = [make(), make()];
+    const both = [a.register(), b.register()];
+    await advance(0);
+    for (const p of both) expect((await rejectionOf(p)).operation).toBe('grant');
+    expect([a.state, b.state]).toEqual(['deregistered', 'deregistered']);
+    expect(etcd.count('grant')).toBe(1);
+    expect(pool.size).toBe(0);
+  });
+
+  it('one registrar denied on a shared lease leaves the others registered on it', async () => {
+    const { etcd, make, advance, pool } = setup(true, writerClient);
+    etcd.readOnly.add('/services/b/');
+    const a = make({ key: '/services/a/1' });
+    const b = make({ key: '/services/b/1' });
+    const [ra, rb] = [a.register(), b.register()];
+    await advance(0);
+    await ra;
+    await rejectionOf(rb);
+    expect(a.state).toBe('registered');
+    expect(pool.size).toBe(1);
+    const lease = a.leaseId!;
+    expect(etcd.leases.has(lease)).toBe(true);
+    expect(etcd.count('revoke')).toBe(0);
+    await advance(5000);
+    expect(a.state).toBe('registered');
+    expect(etcd.keys.get('/services/a/1')?.lease).toBe(lease);
+    expect(etcd.keys.has('/services/b/1')).toBe(false);
+    await a.deregister();
+    expect(etcd.leases.size).toBe(0);
+  });
+
+  it('denied while registered (roles changed, then the lease was lost): gives up instead of retrying forever', async () => {
+    const { etcd, make, advance, clock } = setup(true, writerClient);
+    const logger = recordingLogger();
+    const r = make({ key: '/services/a/1', logger });
+    const states = record(r);
+    await Promise.all([r.register(), advance(0)]);
+    etcd.readOnly.add('/services/a/');
+    etcd.dropLease(r.leaseId!);
+    await advance(1100); // the next keep-alive finds the lease gone; the re-put is denied
+    expect(states).toEqual(['registering', 'registered', 'lost', 'registering', 'deregistered']);
+    const puts = etcd.count('put');
+    await advance(30_000, 500);
+    expect(etcd.count('put')).toBe(puts);
+    expect(clock.pendingTimers).toBe(0);
+    expect(etcd.leases.size).toBe(0);
+    const errors = logger.records.filter((rec) => rec.level === 'error');
+    expect(errors.map((rec) => rec.msg)).toEqual([
+      expect.stringMatching(/permission denied: etcd user "writer-a" may not write "\/services\/a\/1"/),
+    ]);
+  });
+
+  it('deregister() denied: rejects naming the delete (or the revoke), the key and the user; state deregistered', async () => {
+    const { etcd, make, advance } = setup(true, writerClient);
+    const r = make({ key: '/services/a/1', ttlSeconds: 4 });
+    await Promise.all([r.register(), advance(0)]);
+    etcd.readOnly.add('/services/a/');
+    etcd.denyRevokes = true;
+    const err = await rejectionOf(r.deregister());
+    expect(err.operation).toBe('delete');
+    expect(err.message).toMatch(
+      /^EtcdRegistrar: could not remove "\/services\/a\/1" from etcd: permission denied: etcd user "writer-a" may not delete it \(.*\); it expires within 4 s$/,
+    );
+    expect(r.state).toBe('deregistered');
+
+    const s = make({ key: '/services/c/1', ttlSeconds: 4 });
+    etcd.denyRevokes = false;
+    await Promise.all([s.register(), advance(0)]);
+    etcd.denyRevokes = true;
+    const revokeErr = await rejectionOf(s.deregister());
+    expect(revokeErr.operation).toBe('revoke');
+    expect(revokeErr.message).toMatch(/may not revoke its lease \(.*\); it expires within 4 s$/);
+  });
+
+  it('without auth the message says no user was configured', async () => {
+    const { etcd, make, advance } = setup();
+    etcd.readOnly.add('/');
+    const r = make({ key: '/x' });
+    const registered = r.register();
+    await advance(0);
+    const err = await rejectionOf(registered);
+    expect(err.username).toBeUndefined();
+    expect(err.message).toMatch(
+      /permission denied: this etcd client \(no auth\.username\) may not write "\/x"/,
+    );
+  });
+
+  it('LeaseKeeper: a denied grant goes back to idle, tells every holder once, and a new holder starts granting again', async () => {
+    const etcd = new FakeEtcd();
+    const clock = new FakeClock();
+    const keeper = new LeaseKeeper(etcd, {
+      ttlSeconds: 3,
+      clock,
+      backoff: createBackoff({ random: () => 0.5 }, 't'),
+      logger: recordingLogger(),
+    });
+    const events: string[] = [];
+    const holder = (name: string): LeaseHolder => ({
+      leaseReady: (id) => events.push(`${name} ready ${id}`),
+      leaseLost: () => events.push(`${name} lost`),
+      leaseDenied: (e) => events.push(`${name} denied ${e.message}`),
+    });
+    etcd.denyGrants = true;
+    const [h1, h2] = [holder('h1'), holder('h2')];
+    keeper.attach(h1);
+    keeper.attach(h2);
+    clock.advance(0);
+    await flush();
+    expect(keeper.phase).toBe('idle');
+    expect(events).toEqual([
+      'h1 denied 7 PERMISSION_DENIED: etcdserver: permission denied',
+      'h2 denied 7 PERMISSION_DENIED: etcdserver: permission denied',
+    ]);
+    expect(clock.pendingTimers).toBe(0);
+    keeper.detach(h1);
+    keeper.detach(h2);
+    etcd.denyGrants = false;
+    keeper.attach(holder('h3'));
+    clock.advance(0);
+    await flush();
+    expect(keeper.phase).toBe('alive');
+    expect(events.at(-1)).toMatch(/^h3 ready \d+$/);
+    await keeper.close();
+    expect(etcd.leases.size).toBe(0);
+  });
+
+  it("the real backend recognises etcd3's EtcdPermissionDeniedError, and only that", () => {
+    const backend = etcd3LeaseBackend({} as Namespace);
+    expect(backend.isPermissionDenied(new EtcdPermissionDeniedError('etcdserver: permission denied'))).toBe(
+      true,
+    );
+    expect(backend.isPermissionDenied(new Error('etcdserver: permission denied'))).toBe(false);
+    expect(backend.isPermissionDenied(undefined)).toBe(false);
+  });
+});
+
 describe('shared leases (fake etcd)', () => {
   it('registrars of one pool and TTL share one lease and one stream; a loss re-registers all of them', async () => {
     const { etcd, make, advance, pool } = setup();
@@ -608,12 +890,14 @@ describe('shared leases (fake etcd)', () => {
   it('model check: whatever happens, registered means the key is in etcd on a live lease, and after deregister nothing is left', async () => {
     type Op =
       | { t: 'register' | 'deregister'; i: number }
-      | { t: 'revoke' | 'wipe' | 'down' | 'up' | 'hold' | 'release' }
+      | { t: 'revoke' | 'wipe' | 'down' | 'up' | 'hold' | 'release' | 'deny' | 'allow' }
       | { t: 'advance'; ms: number };
     const op: fc.Arbitrary<Op> = fc.oneof(
       fc.record({ t: fc.constantFrom('register' as const, 'deregister' as const), i: fc.nat(2) }),
       fc.record({ t: fc.constantFrom('revoke' as const, 'wipe' as const, 'down' as const, 'up' as const) }),
       fc.record({ t: fc.constantFrom('hold' as const, 'release' as const) }),
+      // roles change: the user may no longer write the first registrar's key (and the grant is denied), or again
+      fc.record({ t: fc.constantFrom('deny' as const, 'allow' as const) }),
       fc.record({ t: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 4000 }) }),
     );
     await fc.assert(
@@ -648,6 +932,14 @@ describe('shared leases (fake etcd)', () => {
               etcd.holdPuts = false;
               etcd.releasePuts();
               break;
+            case 'deny':
+              etcd.readOnly.add(rs[0]!.key);
+              etcd.denyGrants = true;
+              break;
+            case 'allow':
+              etcd.readOnly.clear();
+              etcd.denyGrants = false;
+              break;
             case 'advance':
               await advance(o.ms, 250);
               break;
@@ -658,6 +950,8 @@ describe('shared leases (fake etcd)', () => {
         etcd.comeUp();
         etcd.holdPuts = false;
         etcd.releasePuts();
+        etcd.readOnly.clear();
+        etcd.denyGrants = false;
         await advance(8000, 250);
         for (const r of rs) {
           if (r.state === 'registered') {

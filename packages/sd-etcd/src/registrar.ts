@@ -8,8 +8,8 @@ import {
   systemClock,
 } from '@sdkit/sd-core';
 import { type Observable, ReplaySubject } from 'rxjs';
-import type { EtcdClient } from './client.js';
-import { type Codec, codecs } from './codecs.js';
+import { DEFAULT_MAX_REQUEST_BYTES, type EtcdClient } from './client.js';
+import { type Codec, clip, codecs } from './codecs.js';
 import { describeValue } from './describe-value.js';
 import type { LeaseBackend } from './lease-backend.js';
 import { type Backoff, type BackoffOptions, createBackoff } from './lease-backoff.js';
@@ -30,8 +30,13 @@ export interface RegistrarInstance {
 export interface EtcdRegistrarOptions {
   /**
    * The etcd key, unique per instance, e.g. `/services/foosvc/10.0.0.5:8080` (go-kit) or
-   * `my-service/10.0.0.5:50051` (etcd naming). Relative to the client's namespace, if it has one. Non-empty.
-   * May be left out when `instance.key` is given.
+   * `my-service/10.0.0.5:50051` (etcd naming). Non-empty, no lone UTF-16 surrogates. May be left out when
+   * `instance.key` is given.
+   *
+   * **Relative to the client's namespace**, if it has one: with `createEtcdClient({ namespace: '/services/' })`
+   * the key `foosvc/10.0.0.5:8080` is stored as `/services/foosvc/10.0.0.5:8080`. A key that starts with the
+   * namespace itself (`/services/foosvc/…`, which would be stored as `/services//services/foosvc/…`) is refused:
+   * drop the namespace from the key, or create the client without `namespace`.
    */
   readonly key?: string;
   /** The instance to announce; its value is `codec.encode(instance)`. */
@@ -65,11 +70,77 @@ export interface EtcdRegistrarOptions {
   readonly backoff?: BackoffOptions;
 }
 
+/** What etcd refused in an {@link EtcdAccessDeniedError}. */
+export type EtcdAccessOperation = 'grant' | 'put' | 'delete' | 'revoke';
+
+/**
+ * etcd refused an {@link EtcdRegistrar}'s call with "permission denied": auth is enabled and the roles of the
+ * client's user do not allow it (a read-only user registering, a key outside the user's prefix, roles changed
+ * while registered). Not transient, so it is not retried.
+ *
+ * `operation`: `'put'` of {@link key} or `'grant'` of a lease for it (from `register()`; the registrar then gives
+ * up), `'delete'` of the key or `'revoke'` of its lease (from `deregister()`; the key then expires with the
+ * lease). `username`: the client's `auth.username`, or `undefined` without auth. `cause`: etcd3's
+ * `EtcdPermissionDeniedError`. The message names the permission denied, the key and the user, and never
+ * contains a credential.
+ */
+export class EtcdAccessDeniedError extends Error {
+  override readonly name = 'EtcdAccessDeniedError';
+  constructor(
+    readonly operation: EtcdAccessOperation,
+    readonly key: string,
+    readonly username: string | undefined,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 const DEFAULT_TTL_SECONDS = 10;
+
+/**
+ * What a put adds to key + value in the request etcd checks against `--max-request-bytes` (the raft request: the
+ * protobuf framing of key, value and lease id, and the request header), as the registrar counts it: 64 bytes, plus
+ * the length of the auth username when the client has one (the header carries it). Measured against etcd 3.4.23
+ * on a lease, as the registrar puts: 31–35 bytes without auth (keys up to 200 bytes, values up to 1.5 MiB),
+ * 35 + the username's length with auth; so a registration the registrar accepts always fits, and the margin
+ * refused is under 40 bytes.
+ */
+export const PUT_REQUEST_OVERHEAD_BYTES = 64;
+
+/** A lone (unpaired) UTF-16 surrogate: not encodable as UTF-8, so etcd3 would send U+FFFD in its place. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 /** etcd's largest lease TTL (`MaxLeaseTTL`, 9e9 s). */
 const MAX_TTL_SECONDS = 9_000_000_000;
 
 const noop = (): void => {};
+
+/**
+ * Throws `TypeError` when the put of `key` = `value` would exceed the client's `maxRequestBytes` (see
+ * {@link PUT_REQUEST_OVERHEAD_BYTES}): etcd would answer "request is too large" to every attempt.
+ */
+function checkRequestSize(client: EtcdClient, namespace: string, key: string, value: string): void {
+  const c = client as { maxRequestBytes?: unknown; username?: unknown } | null | undefined;
+  const limit = typeof c?.maxRequestBytes === 'number' ? c.maxRequestBytes : DEFAULT_MAX_REQUEST_BYTES;
+  const keyBytes = Buffer.byteLength(namespace + key, 'utf8');
+  const valueBytes = Buffer.byteLength(value, 'utf8');
+  const username = typeof c?.username === 'string' ? Buffer.byteLength(c.username, 'utf8') : 0;
+  const overhead = PUT_REQUEST_OVERHEAD_BYTES + username;
+  const total = keyBytes + valueBytes + overhead;
+  if (total <= limit) return;
+  throw new TypeError(
+    `EtcdRegistrar: the registration of ${describeValue(clip(key, 200))} is too large for etcd: ` +
+      `key ${keyBytes} bytes${namespace === '' ? '' : ' (with the namespace)'} + value ${valueBytes} bytes + ` +
+      `${overhead} bytes of request overhead = ${total} bytes, over the limit of ${limit} bytes ` +
+      `(the client's maxRequestBytes, which must match etcd's --max-request-bytes); nothing was written. ` +
+      'Store less (e.g. move large metadata elsewhere) or raise both limits',
+  );
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
 
 interface Deferred {
   readonly promise: Promise<void>;
@@ -121,12 +192,18 @@ class Session implements LeaseHolder {
     this.wake?.();
     this.owner.lost(this, error);
   }
+
+  leaseDenied(error: Error): void {
+    if (!this.active) return;
+    this.owner.denied(this, 'grant', error);
+  }
 }
 
 /** What a {@link Session} calls back into (the registrar's private methods). */
 interface SessionOwner {
   putLoop(session: Session): Promise<void>;
   lost(session: Session, error: Error): void;
+  denied(session: Session, operation: 'grant' | 'put', error: Error): void;
 }
 
 /**
@@ -136,7 +213,11 @@ interface SessionOwner {
  * exponential backoff and jitter while etcd fails, until {@link EtcdRegistrar.deregister}.
  *
  * - `register()` is idempotent (concurrent calls share one attempt) and resolves once etcd has acknowledged the
- *   put. It keeps trying while etcd is unreachable; it rejects only if `deregister()` comes first.
+ *   put. It keeps trying while etcd is unreachable (transient); it rejects if `deregister()` comes first, or at
+ *   once with an {@link EtcdAccessDeniedError} if etcd denies the put or the lease grant (auth enabled and the
+ *   user's roles do not allow writing the key): then the registrar gives up — nothing is retried, its lease hold
+ *   is released and the state goes to `deregistered` — until `register()` is called again. A denial while
+ *   registered (roles changed, then the lease was lost) ends the same way, logged at `error`.
  * - `deregister()` deletes the key at once (only if it is still on this registrar's lease, so a newer owner of the
  *   same key is left alone) and, if no other registrar shares the lease, revokes the lease. Idempotent. An
  *   in-flight put is awaited first, so the key cannot come back afterwards. It rejects if etcd could not be told
@@ -152,9 +233,13 @@ interface SessionOwner {
  * all its keys vanish together within the TTL. On a shared lease `deregister()` deletes the key with a
  * transaction guarded on the lease and leaves the lease to the others; the last one revokes it.
  *
- * Validation happens in the constructor, before anything is written: `TypeError` for an empty key, neither or
- * both of `instance` and `value`, a `ttlSeconds` that is not an integer >= 1, a codec without `encode`, or a value
- * the codec refuses.
+ * Validation happens in the constructor, before anything is written: `TypeError` for an empty key, a key that
+ * starts with the client's namespace (see {@link EtcdRegistrarOptions.key}), a key or value with lone UTF-16
+ * surrogates (etcd would store U+FFFD instead), neither or both of `instance` and `value`, a `ttlSeconds` that
+ * is not an integer >= 1, a codec without `encode`, a value the codec refuses, or a registration too large for
+ * etcd: key (with the namespace) + value + {@link PUT_REQUEST_OVERHEAD_BYTES} (+ the auth username) over the
+ * client's `maxRequestBytes` (etcd's `--max-request-bytes`, default 1.5 MiB), which etcd would refuse on every
+ * attempt.
  */
 export class EtcdRegistrar implements Registrar {
   /** The etcd key (relative to the client's namespace). */
@@ -176,6 +261,7 @@ export class EtcdRegistrar implements Registrar {
   readonly #owner: SessionOwner = {
     putLoop: (session) => this.#putLoop(session),
     lost: (session, error) => this.#lost(session, error),
+    denied: (session, operation, error) => this.#denied(session, operation, error),
   };
 
   /** Hot; replays the current state; distinct states only; completes on `[Symbol.asyncDispose]()`. */
@@ -210,6 +296,23 @@ export class EtcdRegistrar implements Registrar {
     }
     if (typeof key !== 'string' || key === '') {
       throw new TypeError(`EtcdRegistrar: key must be a non-empty string, got ${describeValue(key)}`);
+    }
+    if (LONE_SURROGATE.test(key)) {
+      throw new TypeError(
+        `EtcdRegistrar: key ${describeValue(clip(key, 200))} contains a lone UTF-16 surrogate, which is not valid UTF-8 (etcd would store U+FFFD in its place)`,
+      );
+    }
+    const namespace = (client as { namespace?: unknown } | null | undefined)?.namespace;
+    if (typeof namespace === 'string' && namespace !== '' && key.startsWith(namespace)) {
+      const rest = key.slice(namespace.length);
+      throw new TypeError(
+        `EtcdRegistrar: key ${describeValue(clip(key, 200))} starts with the client's namespace ${describeValue(namespace)}, ` +
+          `but keys are relative to the namespace: it would be stored as ${describeValue(clip(namespace + key, 200))}. ` +
+          (rest === ''
+            ? 'Give the key below the namespace'
+            : `Pass the key without the namespace (${describeValue(clip(rest, 200))})`) +
+          ', or create the client without `namespace`',
+      );
     }
     const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
@@ -251,6 +354,12 @@ export class EtcdRegistrar implements Registrar {
       }
       encoded = value;
     }
+    if (LONE_SURROGATE.test(encoded)) {
+      throw new TypeError(
+        `EtcdRegistrar: the value of ${describeValue(clip(key, 200))} contains a lone UTF-16 surrogate, which is not valid UTF-8 (etcd would store U+FFFD in its place)`,
+      );
+    }
+    checkRequestSize(client, typeof namespace === 'string' ? namespace : '', key, encoded);
     this.#clock = options.clock ?? systemClock;
     this.#backoff = createBackoff(options.backoff, 'EtcdRegistrar');
     const lease = options.lease ?? 'shared';
@@ -294,7 +403,9 @@ export class EtcdRegistrar implements Registrar {
   /**
    * Writes the key (under a kept-alive lease) and keeps it there. Resolves once etcd acknowledged the put;
    * idempotent (while registered or registering, returns the same promise). Rejects if `deregister()` is called
-   * before it succeeded, or if the registrar was disposed.
+   * before it succeeded, if the registrar was disposed, or with an {@link EtcdAccessDeniedError} (`operation`
+   * `'put'` or `'grant'`) if etcd denies the permission — state `deregistered` by then, nothing retried; call
+   * `register()` again (after fixing the roles) to retry.
    */
   register(): Promise<void> {
     if (this.#disposed) {
@@ -319,7 +430,8 @@ export class EtcdRegistrar implements Registrar {
    * Stops keeping the key alive and removes it at once: deletes it (if still on this registrar's lease) and
    * revokes the lease unless other registrars share it. Idempotent: concurrent calls share one attempt; a call
    * while not registered resolves at once. State is `deregistered` when it settles. Rejects if etcd could not be
-   * reached (the key then expires within `ttlSeconds`).
+   * reached (the key then expires within `ttlSeconds`), with an {@link EtcdAccessDeniedError} (`operation`
+   * `'delete'` or `'revoke'`) if etcd denied the permission.
    */
   deregister(): Promise<void> {
     if (this.#deregistering) return this.#deregistering;
@@ -328,42 +440,13 @@ export class EtcdRegistrar implements Registrar {
       this.#setState('deregistered');
       return Promise.resolve();
     }
-    this.#session = undefined;
-    session.active = false;
-    session.wake?.();
-    session.registered.reject(
+    return this.#end(
+      session,
       new Error(
         `EtcdRegistrar: deregister() was called before the registration of ${describeValue(this.key)} completed`,
       ),
+      false,
     );
-    const closing = this.#pool.release(session.keeper, session);
-    // Handled at once: the revoke may fail while the in-flight put below settles (its failure is reported then).
-    closing?.catch(noop);
-    const work = (async () => {
-      // A put still in flight could land after our delete: let it settle first.
-      await session.inflight?.catch(noop);
-      const ops: Promise<unknown>[] = [...session.attempted].map((leaseId) =>
-        this.#backend.deleteIfLease(this.key, leaseId),
-      );
-      if (closing) ops.push(closing);
-      const failures = (await Promise.allSettled(ops)).filter((r) => r.status === 'rejected');
-      this.#setState('deregistered');
-      if (failures.length > 0) {
-        const cause = (failures[0] as PromiseRejectedResult).reason;
-        const message =
-          `EtcdRegistrar: could not remove ${describeValue(this.key)} from etcd (${cause instanceof Error ? cause.message : String(cause)}); ` +
-          `it expires within ${this.ttlSeconds} s`;
-        this.#logger.warn({ key: this.key, err: cause }, message);
-        throw new Error(message, { cause });
-      }
-      this.#logger.info({ key: this.key }, 'sdkit: deregistered from etcd');
-    })();
-    this.#deregistering = work;
-    work.then(
-      () => this.#deregisterDone(work),
-      () => this.#deregisterDone(work),
-    );
-    return work;
   }
 
   /** Deregisters, completes `state$`; later `register()` calls reject. */
@@ -378,6 +461,109 @@ export class EtcdRegistrar implements Registrar {
 
   #deregisterDone(work: Promise<void>): void {
     if (this.#deregistering === work) this.#deregistering = undefined;
+  }
+
+  /**
+   * Ends `session`: no more puts, its `register()` promise rejects with `rejection`, its lease hold is released
+   * (the lease revoked if no one else holds it) and the key deleted if it is still on one of its leases. The
+   * result settles once etcd was told, and is what `register()`/`deregister()` wait for meanwhile. By default
+   * (deregister) the state becomes `deregistered` then and the result rejects if etcd could not be told; with
+   * `givingUp` the state becomes `deregistered` at once and the result never rejects (failures are logged).
+   */
+  #end(session: Session, rejection: Error, givingUp: boolean): Promise<void> {
+    this.#session = undefined;
+    session.active = false;
+    session.wake?.();
+    session.registered.reject(rejection);
+    const closing = this.#pool.release(session.keeper, session);
+    // Handled at once: the revoke may fail while the in-flight put below settles (its failure is reported then).
+    closing?.catch(noop);
+    const work = (async () => {
+      // A put still in flight could land after our delete: let it settle first.
+      await session.inflight?.catch(noop);
+      const ops: Array<{ operation: 'delete' | 'revoke'; done: Promise<unknown> }> = [
+        ...session.attempted,
+      ].map((leaseId) => ({ operation: 'delete', done: this.#backend.deleteIfLease(this.key, leaseId) }));
+      if (closing) ops.push({ operation: 'revoke', done: closing });
+      const results = await Promise.allSettled(ops.map((op) => op.done));
+      this.#setState('deregistered');
+      const failed = results.findIndex((r) => r.status === 'rejected');
+      if (failed >= 0) {
+        const cause = (results[failed] as PromiseRejectedResult).reason;
+        const error = this.#removalError(ops[failed]!.operation, cause);
+        this.#logger[givingUp ? 'debug' : 'warn']({ key: this.key, err: cause }, error.message);
+        if (givingUp) return;
+        throw error;
+      }
+      this.#logger[givingUp ? 'debug' : 'info'](
+        { key: this.key },
+        givingUp
+          ? 'sdkit: gave up registering in etcd; lease hold released'
+          : 'sdkit: deregistered from etcd',
+      );
+    })();
+    this.#deregistering = work;
+    work.then(
+      () => this.#deregisterDone(work),
+      () => this.#deregisterDone(work),
+    );
+    if (givingUp) this.#setState('deregistered');
+    return work;
+  }
+
+  /** How a failed delete/revoke at deregistration is reported: permission denied gets its own error. */
+  #removalError(operation: 'delete' | 'revoke', cause: unknown): Error {
+    const expiry = `it expires within ${this.ttlSeconds} s`;
+    if (this.#backend.isPermissionDenied(cause)) {
+      const what = operation === 'delete' ? 'delete it' : 'revoke its lease';
+      return new EtcdAccessDeniedError(
+        operation,
+        this.key,
+        this.#username(),
+        `EtcdRegistrar: could not remove ${describeValue(this.key)} from etcd: permission denied: ` +
+          `${this.#who()} may not ${what} (${errorText(cause)}); ${expiry}`,
+        { cause },
+      );
+    }
+    return new Error(
+      `EtcdRegistrar: could not remove ${describeValue(this.key)} from etcd (${errorText(cause)}); ${expiry}`,
+      { cause },
+    );
+  }
+
+  /**
+   * etcd denied the put of the key or the grant of its lease: not transient, so give up — `register()` rejects
+   * with an {@link EtcdAccessDeniedError}, the lease hold is released, the state goes to `deregistered`, nothing
+   * is retried; a later `register()` tries again.
+   */
+  #denied(session: Session, operation: 'grant' | 'put', cause: Error): void {
+    if (this.#session !== session || !session.active) return;
+    const what =
+      operation === 'put'
+        ? `write ${describeValue(this.key)}`
+        : `grant a lease for ${describeValue(this.key)}`;
+    const error = new EtcdAccessDeniedError(
+      operation,
+      this.key,
+      this.#username(),
+      `EtcdRegistrar: permission denied: ${this.#who()} may not ${what} (${errorText(cause)}); not retrying. ` +
+        "Grant the user's role readwrite on the key (etcdctl role grant-permission <role> readwrite <prefix> " +
+        '--prefix=true), then call register() again',
+      { cause },
+    );
+    this.#logger.error({ key: this.key, operation, username: error.username, err: cause }, error.message);
+    void this.#end(session, error, true);
+  }
+
+  #username(): string | undefined {
+    const name = (this.#pool.client as Partial<EtcdClient> | undefined)?.username;
+    return typeof name === 'string' ? name : undefined;
+  }
+
+  /** "etcd user "alice"", for messages. */
+  #who(): string {
+    const name = this.#username();
+    return name === undefined ? 'this etcd client (no auth.username)' : `etcd user ${describeValue(name)}`;
   }
 
   #setState(state: RegistrarState): void {
@@ -412,6 +598,12 @@ export class EtcdRegistrar implements Registrar {
           }
           if (this.#backend.isClientClosed(err)) {
             this.#logger.error({ key: this.key, err }, 'sdkit: etcd client closed; cannot register');
+            break;
+          }
+          if (this.#backend.isPermissionDenied(err)) {
+            // A denied put wrote nothing (and a delete of the key would be denied as well).
+            session.attempted.delete(leaseId);
+            this.#denied(session, 'put', err);
             break;
           }
           const delay = this.#backoff.delay(failures++);
