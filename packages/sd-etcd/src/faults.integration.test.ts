@@ -185,8 +185,7 @@ async function runScenario(setup: Setup, fault: (ctx: FaultContext) => Promise<v
     );
     for (const sub of lossWatch) sub.unsubscribe();
 
-    await checker.capture();
-    const result = checker.verify();
+    const result = await checker.verify();
     const final = instancer.current()!;
     const finalKeys = new Set(final.instances.map((i) => i.key));
     const all = await readAll();
@@ -276,7 +275,8 @@ describe('fault matrix: a single etcd member', () => {
         // History up to here is read before the compaction destroys it.
         await ctx.writer.pause();
         await ctx.checker.capture();
-        await etcd.compact();
+        // At the captured revision, not the current one: a lease may have expired since (a new revision).
+        await etcd.compact(ctx.checker.capturedRevision);
         ctx.writer.resume();
         await ctx.writer.acknowledged(20);
         proxy.resume();
