@@ -33,7 +33,12 @@ export async function startBenchEtcd(): Promise<BenchEtcd> {
   });
   const closers: (() => unknown)[] = [];
   const raw = () => {
-    const c = new Etcd3({ hosts: server.endpoints });
+    // Responses up to 2^31-1 bytes, like etcd's Go client (and sdkit's client): grpc-js's 4 MiB default cannot
+    // hold a re-read of 100 000 keys (the go-kit baseline) in full mode.
+    const c = new Etcd3({
+      hosts: server.endpoints,
+      grpcOptions: { 'grpc.max_receive_message_length': 2 ** 31 - 1 },
+    });
     closers.push(() => c.close());
     return c;
   };
