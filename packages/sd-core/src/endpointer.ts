@@ -1,4 +1,5 @@
 import { defer, type Observable, ReplaySubject, type Subscription } from 'rxjs';
+import { compareKeys } from './btree.js';
 import { sameInstance } from './instance-cache.js';
 import {
   type Clock,
@@ -448,7 +449,7 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
    * are spliced into a copy (memmove speed); many are merged in one pass. O(n + k log k) either way.
    */
   #rebuild(): void {
-    const changes = [...this.#dirty].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const changes = [...this.#dirty].sort((a, b) => compareKeys(a[0], b[0]));
     this.#dirty.clear();
     const prev = this.#built;
     if (changes.length <= SPLICE_MAX) {

@@ -191,7 +191,7 @@ function lazyEvent(
 
 /** Orders instances by key in code-unit order, the order of every `InstancerEvent.instances`. */
 export function byKey(a: Instance, b: Instance): number {
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  return compareKeys(a.key, b.key);
 }
 
 /** Whether two instances are the same for consumers: same key, address and (structurally) metadata. */

@@ -18,6 +18,7 @@ import {
 } from './client.js';
 import { clip, codecs, decodeEntry, MAX_LOGGED_KEY_LENGTH } from './codecs.js';
 import { bytes, garbageValue, goodValue } from './fixtures/bad-values.js';
+import { watchResponse } from './fixtures/watch-response.js';
 import { EtcdInstancer } from './instancer.js';
 import type { LeaseBackend } from './lease-backend.js';
 import { EtcdLeasePool, leaseBackendOverride } from './lease-pool.js';
@@ -82,17 +83,7 @@ class ByteEtcd implements WatchableEtcd {
   }
 
   response(fields: Partial<IWatchResponse>): IWatchResponse {
-    return {
-      header: this.header(),
-      watch_id: '0',
-      created: false,
-      canceled: false,
-      compact_revision: '0',
-      cancel_reason: '',
-      fragment: false,
-      events: [],
-      ...fields,
-    };
+    return watchResponse(this.header(), fields);
   }
 
   /** One watch response putting all of `puts` (in one revision), as etcd sends a transaction. */

@@ -242,44 +242,31 @@ describe('decodeEntry / decodeAndLog (the instancer-level wrapper)', () => {
         bytes('x'),
       ),
     ).toEqual({ ok: false, reason: 'boom', warn: true });
-    expect(
-      decodeEntry(
-        evil(() => ({ key: 'other', address: 'a' })),
-        'k',
-        bytes('x'),
-      ).ok,
-    ).toBe(false);
-    expect(
-      decodeEntry(
-        evil(() => ({ key: 'k', address: '' })),
-        'k',
-        bytes('x'),
-      ).ok,
-    ).toBe(false);
-    expect(
-      decodeEntry(
-        evil(() => 'str' as unknown as Instance),
-        'k',
-        bytes('x'),
-      ).ok,
-    ).toBe(false);
+    // Results that are not an instance of this key.
+    for (const result of [
+      { key: 'other', address: 'a' },
+      { key: 'k', address: '' },
+      'str' as unknown as Instance,
+    ]) {
+      expect(
+        decodeEntry(
+          evil(() => result),
+          'k',
+          bytes('x'),
+        ).ok,
+      ).toBe(false);
+    }
   });
 
   it('logs a warning naming the key and codec for unreadable values, debug for "not an endpoint"', () => {
-    const logs: { level: string; obj: object }[] = [];
-    const logger = {
-      debug: (obj: object) => logs.push({ level: 'debug', obj }),
-      info: (obj: object) => logs.push({ level: 'info', obj }),
-      warn: (obj: object) => logs.push({ level: 'warn', obj }),
-      error: (obj: object) => logs.push({ level: 'error', obj }),
-    };
+    const logger = recordingLogger();
     expect(decodeAndLog(codecs.etcdNaming, 'svc/bad', bytes('nope'), logger)).toBeUndefined();
     expect(decodeAndLog(codecs.etcdNaming, 'svc/del', bytes('{"Op":1,"Addr":"a"}'), logger)).toBeUndefined();
     expect(decodeAndLog(codecs.etcdNaming, 'svc/ok', bytes('{"Addr":"a"}'), logger)).toEqual({
       key: 'svc/ok',
       address: 'a',
     });
-    expect(logs).toEqual([
+    expect(logger.records.map(({ level, obj }) => ({ level, obj }))).toEqual([
       { level: 'warn', obj: expect.objectContaining({ key: 'svc/bad', codec: 'etcdNaming' }) },
       { level: 'debug', obj: expect.objectContaining({ key: 'svc/del', codec: 'etcdNaming' }) },
     ]);

@@ -149,8 +149,8 @@ async function runScenario(setup: Setup, fault: (ctx: FaultContext) => Promise<v
     const healed = performance.now();
     // Recovery is timed with the writer held, so it measures sdkit alone (not the writer's own client).
     await writer.pause();
-    const converge = async (what: string) => {
-      const done = await eventually(
+    const converge = (what: string) =>
+      eventually(
         async () => {
           const truth = canonOf(Object.entries(await readAll()));
           const current = instancer!.current();
@@ -159,8 +159,6 @@ async function runScenario(setup: Setup, fault: (ctx: FaultContext) => Promise<v
         what,
         WAIT,
       );
-      return done;
-    };
     const [converged, reregistered] = await Promise.all([
       converge('the instancer converges to a fresh ranged read after the fault'),
       eventually(

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { EtcdClient } from './client.js';
 import { type Codec, codecs, decodeEntry } from './codecs.js';
+import { watchResponse } from './fixtures/watch-response.js';
 import { EtcdInstancer, type EtcdInstancerOptions } from './instancer.js';
 import {
   joinWatch,
@@ -207,17 +208,7 @@ class SimEtcd implements WatchableEtcd {
   }
 
   response(fields: Partial<IWatchResponse>): IWatchResponse {
-    return {
-      header: this.header(),
-      watch_id: '0',
-      created: false,
-      canceled: false,
-      compact_revision: '0',
-      cancel_reason: '',
-      fragment: false,
-      events: [],
-      ...fields,
-    };
+    return watchResponse(this.header(), fields);
   }
 
   /** The live (not dead) stream, if any. */
