@@ -2,6 +2,7 @@
  * Exponential backoff with jitter for the lease keeper and the registrar's retries.
  * @module
  */
+import type { Clock } from '@sdkit/sd-core';
 
 /**
  * How long to wait between attempts that failed: attempt `n` (0-based) waits a random time in
@@ -58,4 +59,40 @@ export function createBackoff(options: BackoffOptions | undefined, where: string
       return ceiling / 2 + (r * ceiling) / 2;
     },
   };
+}
+
+/** Options of {@link retryWithin}. */
+export interface RetryWithinOptions {
+  /** Time source for the waits and the budget. */
+  readonly clock: Clock;
+  /** Wait after the n-th failure (0-based). */
+  readonly backoff: Backoff;
+  /** No try starts later than this many ms after the first one. */
+  readonly budgetMs: number;
+  /** Errors not worth another try (permission denied, client closed): rejected with at once. */
+  readonly isFinal: (error: unknown) => boolean;
+  /** Called before each wait, with the error and the wait in ms (for logging). */
+  readonly onRetry?: (error: unknown, waitMs: number) => void;
+}
+
+/**
+ * Calls `attempt` until it resolves. After a failure it waits `backoff.delay(n)` on `clock` and tries again —
+ * unless `isFinal(error)`, or the next try would start more than `budgetMs` after the first; then it rejects with
+ * that last error. For calls whose failure is usually passing (etcd's "too many requests" under a burst, a
+ * leader election, a dropped connection) and which are pointless after a deadline (a key that has expired by
+ * itself needs no delete).
+ */
+export async function retryWithin<T>(attempt: () => Promise<T>, options: RetryWithinOptions): Promise<T> {
+  const { clock, backoff, budgetMs, isFinal, onRetry } = options;
+  const started = clock.now();
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const wait = backoff.delay(n);
+      if (isFinal(error) || clock.now() + wait - started > budgetMs) throw error;
+      onRetry?.(error, wait);
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, wait));
+    }
+  }
 }

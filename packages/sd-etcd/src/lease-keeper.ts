@@ -9,7 +9,7 @@
  */
 import type { Clock, Logger } from '@sdkit/sd-core';
 import type { KeepAliveStream, LeaseBackend } from './lease-backend.js';
-import type { Backoff } from './lease-backoff.js';
+import { type Backoff, retryWithin } from './lease-backoff.js';
 
 /** Someone whose keys live on a {@link LeaseKeeper}'s lease. Callbacks must not throw (errors are logged). */
 export interface LeaseHolder {
@@ -148,8 +148,9 @@ export class LeaseKeeper {
 
   /**
    * Stops for good: no more timers or keep-alives, and revokes the lease (deleting every key still attached to
-   * it), also one whose grant was in flight. Holders get no callback. Idempotent; rejects if the revoke fails
-   * (the lease then expires by itself within its TTL).
+   * it), also one whose grant was in flight. Holders get no callback. Idempotent. A failed revoke is retried
+   * with backoff for up to one TTL unless final (permission denied, client closed); then it rejects (the lease
+   * expires by itself within its TTL).
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
@@ -164,7 +165,19 @@ export class LeaseKeeper {
     this.#closing = (async () => {
       await this.#grantInFlight?.catch(() => undefined);
       const ids = [lease?.id, this.#orphan].filter((id): id is string => id !== undefined);
-      await Promise.all(ids.map((id) => this.#backend.revoke(id)));
+      await Promise.all(
+        ids.map((id) =>
+          retryWithin(() => this.#backend.revoke(id), {
+            clock: this.#clock,
+            backoff: this.#backoff,
+            // Past one TTL without keep-alives the lease has expired by itself.
+            budgetMs: this.#ttlSeconds * 1000,
+            isFinal: (e) => this.#backend.isPermissionDenied(e) || this.#backend.isClientClosed(e),
+            onRetry: (err, waitMs) =>
+              this.#logger.debug({ leaseId: id, err, waitMs }, 'sdkit: etcd lease revoke failed; retrying'),
+          }),
+        ),
+      );
       if (ids.length > 0) this.#logger.debug({ leaseIds: ids }, 'sdkit: etcd lease revoked');
     })();
     return this.#closing;

@@ -10,6 +10,7 @@ import {
   type KeepAliveHandlers,
   type KeepAliveStream,
   type LeaseBackend,
+  MAX_CALLS_IN_FLIGHT,
 } from './lease-backend.js';
 import { createBackoff } from './lease-backoff.js';
 import { type LeaseHolder, LeaseKeeper } from './lease-keeper.js';
@@ -510,18 +511,59 @@ describe('EtcdRegistrar lifecycle (fake etcd)', () => {
     expect(etcd.leases.size).toBe(0);
   });
 
-  it('deregister() when etcd is unreachable rejects naming the key and TTL; state is deregistered anyway', async () => {
-    const { etcd, make, advance } = setup(false);
+  it('deregister() when etcd stays unreachable: retries for one TTL, then rejects naming the key and TTL; state is deregistered anyway', async () => {
+    const { etcd, make, advance, clock } = setup(false);
     const r = make({ ttlSeconds: 7 });
     await Promise.all([r.register(), advance(0)]);
     etcd.goDown();
-    await expect(r.deregister()).rejects.toThrow(
-      /could not remove "\/services\/foosvc\/.*" .*expires within 7 s/,
-    );
+    const started = clock.now();
+    let settledAt: number | undefined;
+    const result = r.deregister().finally(() => {
+      settledAt = clock.now();
+    });
+    result.catch(() => {});
+    await advance(6_000);
+    expect(settledAt).toBeUndefined(); // still retrying within the TTL
+    await advance(2_000);
+    await expect(result).rejects.toThrow(/could not remove "\/services\/foosvc\/.*" .*expires within 7 s/);
+    expect(settledAt! - started).toBeLessThanOrEqual(7_000 + 50);
+    expect(etcd.count('delete')).toBeGreaterThan(3);
+    expect(etcd.count('revoke')).toBeGreaterThan(3);
     expect(r.state).toBe('deregistered');
     const calls = etcd.calls.length;
     await advance(20_000);
-    expect(etcd.calls.length).toBe(calls); // nothing is kept alive or retried
+    expect(etcd.calls.length).toBe(calls); // nothing is kept alive or retried after that
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('deregister() rides out passing failures (etcd "too many requests"): the delete and the revoke are retried with backoff until they succeed', async () => {
+    const { etcd, make, advance } = setup(false);
+    const r = make({ ttlSeconds: 5 });
+    await Promise.all([r.register(), advance(0)]);
+    const lease = r.leaseId!;
+    etcd.goDown();
+    const result = r.deregister();
+    await advance(700); // a few failed attempts
+    expect(etcd.count('delete')).toBeGreaterThan(1);
+    etcd.comeUp();
+    await Promise.all([result, advance(3_000)]);
+    expect(etcd.keys.size).toBe(0);
+    expect(etcd.leases.has(lease)).toBe(false);
+    expect(r.state).toBe('deregistered');
+  });
+
+  it('deregister() that cannot delete a key on a shared lease says the key stays while the lease lives (it does not expire)', async () => {
+    const { etcd, make, advance } = setup(true);
+    const a = make();
+    const b = make();
+    await Promise.all([a.register(), b.register(), advance(0)]);
+    etcd.available = false;
+    const result = a.deregister();
+    result.catch(() => {});
+    await advance(4_000);
+    await expect(result).rejects.toThrow(/it stays while the shared lease lives/);
+    expect(etcd.count('revoke')).toBe(0); // b still holds the lease
+    await Promise.all([b.deregister().catch(() => {}), advance(4_000)]);
   });
 
   it('the etcd client closed under it: goes lost and stops trying (no timers, no calls)', async () => {
@@ -815,6 +857,54 @@ describe('permission denied (fake etcd with auth)', () => {
     expect(events.at(-1)).toMatch(/^h3 ready \d+$/);
     await keeper.close();
     expect(etcd.leases.size).toBe(0);
+  });
+
+  it('etcd3LeaseBackend: at most MAX_CALLS_IN_FLIGHT unary calls per client (across its namespaces); the rest wait in order; a failed call frees its slot', async () => {
+    const pool = {};
+    const started: string[] = [];
+    const pending = new Map<string, { resolve(): void; reject(e: Error): void }>();
+    /** A fake etcd3 namespace whose puts stay in flight until settled by hand. */
+    const namespace = () =>
+      ({
+        pool,
+        put: (key: string) => ({
+          value: () => ({
+            lease: () => ({
+              options: () => ({
+                exec: () =>
+                  new Promise<void>((resolve, reject) => {
+                    started.push(key);
+                    pending.set(key, { resolve, reject });
+                  }),
+              }),
+            }),
+          }),
+        }),
+      }) as unknown as Namespace;
+    const a = etcd3LeaseBackend(namespace());
+    const b = etcd3LeaseBackend(namespace()); // another pool/namespace of the same client
+    const n = MAX_CALLS_IN_FLIGHT;
+    const puts = Array.from({ length: n + 3 }, (_, i) => (i % 2 ? a : b).put(`k${i}`, 'v', '1'));
+    for (const p of puts) p.catch(() => {});
+    await flush();
+    expect(started.length).toBe(n);
+    pending.get('k0')!.reject(new Error('too many requests'));
+    pending.get('k1')!.resolve();
+    await flush();
+    expect(started).toEqual(Array.from({ length: n + 2 }, (_, i) => `k${i}`)); // in order
+    await expect(puts[0]).rejects.toThrow('too many requests');
+    for (const key of started.slice(2)) pending.get(key)!.resolve();
+    await flush();
+    expect(started.length).toBe(n + 3);
+    pending.get(`k${n + 2}`)!.resolve();
+    await Promise.all(puts.slice(1));
+    // A client of its own is not held up by this one's calls.
+    const other = etcd3LeaseBackend({ ...namespace(), pool: {} } as unknown as Namespace);
+    const before = started.length;
+    void other.put('solo', 'v', '1');
+    await flush();
+    expect(started.length).toBe(before + 1);
+    pending.get('solo')!.resolve();
   });
 
   it("the real backend recognises etcd3's EtcdPermissionDeniedError, and only that", () => {

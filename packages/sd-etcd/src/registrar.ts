@@ -12,7 +12,7 @@ import { DEFAULT_MAX_REQUEST_BYTES, type EtcdClient } from './client.js';
 import { type Codec, clip, codecs } from './codecs.js';
 import { describeValue } from './describe-value.js';
 import type { LeaseBackend } from './lease-backend.js';
-import { type Backoff, type BackoffOptions, createBackoff } from './lease-backoff.js';
+import { type Backoff, type BackoffOptions, createBackoff, retryWithin } from './lease-backoff.js';
 import type { LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 import { EtcdLeasePool } from './lease-pool.js';
 
@@ -220,9 +220,12 @@ interface SessionOwner {
  *   registered (roles changed, then the lease was lost) ends the same way, logged at `error`.
  * - `deregister()` deletes the key at once (only if it is still on this registrar's lease, so a newer owner of the
  *   same key is left alone) and, if no other registrar shares the lease, revokes the lease. Idempotent. An
- *   in-flight put is awaited first, so the key cannot come back afterwards. It rejects if etcd could not be told
- *   (the key then expires within the TTL); the state is `deregistered` either way. `register()` may be called
- *   again afterwards.
+ *   in-flight put is awaited first, so the key cannot come back afterwards. A failed delete or revoke is retried
+ *   with the registrar's backoff for up to one TTL (etcd's "too many requests" when thousands deregister at once,
+ *   a leader election, a dropped connection); permission denied and a closed client are not retried. It rejects
+ *   if etcd could not be told by then: the key then expires within the TTL, except on a lease shared with
+ *   registrars still registered, which keeps it until they deregister or the process exits. The state is
+ *   `deregistered` either way. `register()` may be called again afterwards.
  * - `[Symbol.asyncDispose]()` deregisters, completes `state$`, and makes later `register()` calls reject.
  * - `state$` is hot, replays the current state (nothing before the first `register()`/`deregister()`, like
  *   sd-core's MemoryRegistrar), emits only changes: `registering` → `registered`; on loss `lost` →
@@ -429,8 +432,9 @@ export class EtcdRegistrar implements Registrar {
   /**
    * Stops keeping the key alive and removes it at once: deletes it (if still on this registrar's lease) and
    * revokes the lease unless other registrars share it. Idempotent: concurrent calls share one attempt; a call
-   * while not registered resolves at once. State is `deregistered` when it settles. Rejects if etcd could not be
-   * reached (the key then expires within `ttlSeconds`), with an {@link EtcdAccessDeniedError} (`operation`
+   * while not registered resolves at once. State is `deregistered` when it settles. Failures are retried with
+   * backoff for up to `ttlSeconds`; then it rejects (the key expires within `ttlSeconds`, unless its lease is
+   * shared with registrars still registered). Rejects at once with an {@link EtcdAccessDeniedError} (`operation`
    * `'delete'` or `'revoke'`) if etcd denied the permission.
    */
   deregister(): Promise<void> {
@@ -483,14 +487,25 @@ export class EtcdRegistrar implements Registrar {
       await session.inflight?.catch(noop);
       const ops: Array<{ operation: 'delete' | 'revoke'; done: Promise<unknown> }> = [
         ...session.attempted,
-      ].map((leaseId) => ({ operation: 'delete', done: this.#backend.deleteIfLease(this.key, leaseId) }));
+      ].map((leaseId) => ({
+        operation: 'delete',
+        done: retryWithin(() => this.#backend.deleteIfLease(this.key, leaseId), {
+          clock: this.#clock,
+          backoff: this.#backoff,
+          // Past one TTL an unshared lease has expired with the key; a shared one keeps it (see #removalError).
+          budgetMs: this.ttlSeconds * 1000,
+          isFinal: (e) => this.#backend.isPermissionDenied(e) || this.#backend.isClientClosed(e),
+          onRetry: (err, waitMs) =>
+            this.#logger.debug({ key: this.key, err, waitMs }, 'sdkit: etcd delete failed; retrying'),
+        }),
+      }));
       if (closing) ops.push({ operation: 'revoke', done: closing });
       const results = await Promise.allSettled(ops.map((op) => op.done));
       this.#setState('deregistered');
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) {
         const cause = (results[failed] as PromiseRejectedResult).reason;
-        const error = this.#removalError(ops[failed]!.operation, cause);
+        const error = this.#removalError(ops[failed]!.operation, cause, closing === undefined);
         this.#logger[givingUp ? 'debug' : 'warn']({ key: this.key, err: cause }, error.message);
         if (givingUp) return;
         throw error;
@@ -511,9 +526,14 @@ export class EtcdRegistrar implements Registrar {
     return work;
   }
 
-  /** How a failed delete/revoke at deregistration is reported: permission denied gets its own error. */
-  #removalError(operation: 'delete' | 'revoke', cause: unknown): Error {
-    const expiry = `it expires within ${this.ttlSeconds} s`;
+  /**
+   * How a failed delete/revoke at deregistration is reported: permission denied gets its own error. `shared`: the
+   * lease lives on for other registrars, so a key left on it does not expire by itself.
+   */
+  #removalError(operation: 'delete' | 'revoke', cause: unknown, shared: boolean): Error {
+    const expiry = shared
+      ? 'it stays while the shared lease lives (until the other registrars on it deregister, or the process exits)'
+      : `it expires within ${this.ttlSeconds} s`;
     if (this.#backend.isPermissionDenied(cause)) {
       const what = operation === 'delete' ? 'delete it' : 'revoke its lease';
       return new EtcdAccessDeniedError(
