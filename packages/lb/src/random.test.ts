@@ -55,10 +55,17 @@ describe('random', () => {
     }
   });
 
-  it('without a seed uses Math.random and still picks only (and eventually all) current endpoints', () => {
+  it('without a seed still picks only (and eventually all) current endpoints', () => {
     const seen = new Set(picks(undefined, 4, 2000));
     // P(some endpoint never picked in 2000 uniform picks) = 4·(3/4)^2000 ≈ 1e-249.
     expect([...seen].sort()).toEqual([0, 1, 2, 3]);
+  });
+
+  it('without a seed, each balancer draws its own seed: two balancers do not pick in lock-step', () => {
+    // Two equal 64-pick sequences over 1000 endpoints happen by chance with probability 1000^-64.
+    const a = picks(undefined, 1000, 64);
+    const b = picks(undefined, 1000, 64);
+    expect(a).not.toEqual(b);
   });
 
   it('reads the live set on every pick and throws NoEndpointsError when it is empty', () => {

@@ -6,7 +6,8 @@ import { NoEndpointsError } from './errors.js';
 export interface RandomOptions {
   /**
    * Makes the sequence of picks deterministic: the same seed over the same sequence of sets gives the same
-   * endpoints. An unsigned 32-bit integer (0 … 2³²−1). Without it, picks use `Math.random()`.
+   * endpoints. An unsigned 32-bit integer (0 … 2³²−1). Without it, each balancer draws its seed from
+   * `crypto.getRandomValues`, so balancers (and processes) pick independently.
    */
   readonly seed?: number;
 }
@@ -14,9 +15,10 @@ export interface RandomOptions {
 /**
  * A {@link Balancer} that picks uniformly at random among the current endpoints (go-kit's `lb.NewRandom`).
  *
- * It reads `endpointer.endpoints()` (the same frozen array until the set changes) on every pick and allocates nothing per pick. With a
- * `seed` it uses a private mulberry32 generator (fast, 32-bit state, statistically fine for balancing, not for
- * cryptography), so tests and simulations are reproducible; without one it uses `Math.random()`.
+ * It reads `endpointer.endpoints()` (the same frozen array until the set changes) on every pick and allocates
+ * nothing per pick. Picks come from a private mulberry32 generator (fast, 32-bit state, statistically fine for
+ * balancing, not for cryptography): seeded with `seed`, so tests and simulations are reproducible, or else from
+ * `crypto.getRandomValues`. (Not `Math.random()`: its result was boxed at the pick, 16 bytes per pick.)
  *
  * @throws TypeError if `endpointer` has no `endpoints()` method, or `seed` is not an integer in 0 … 2³²−1.
  */
@@ -29,19 +31,9 @@ export function random<Req, Res>(
   if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffff_ffff)) {
     throw new TypeError(`random: seed must be an integer in 0 … 2^32-1, got ${typeName(seed)}`);
   }
-  if (seed === undefined) {
-    return {
-      endpoint() {
-        const endpoints = endpointer.endpoints();
-        const n = endpoints.length;
-        if (n === 0) throw new NoEndpointsError();
-        return endpoints[Math.floor(Math.random() * n)]!;
-      },
-    };
-  }
   // mulberry32 inlined into the pick (same sequence as {@link mulberry32}): a generator returned through a call
   // boxed its double result, 16 bytes per pick; the integer state and the index never leave this function.
-  let state = seed | 0;
+  let state = (seed ?? randomSeed()) | 0;
   return {
     endpoint() {
       const endpoints = endpointer.endpoints();
@@ -53,6 +45,11 @@ export function random<Req, Res>(
       return endpoints[Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)]!;
     },
   };
+}
+
+/** 32 random bits from the platform's CSPRNG (Node ≥ 19 and browsers have `globalThis.crypto`). */
+function randomSeed(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
 }
 
 /** @internal mulberry32: a uniform float in [0, 1) per call, from 32 bits of state. */
