@@ -2,6 +2,7 @@
 import { createEtcdClient, type EtcdClient } from '@sdkit/sd-etcd';
 import { type EtcdServer, startEtcd } from '@sdkit/test-harness';
 import { Etcd3 } from 'etcd3';
+import { addressOf, keyOf } from './workload.js';
 
 /** Ops per populate transaction (etcd is started with a matching `--max-txn-ops`). */
 export const TXN_OPS = 2000;
@@ -59,16 +60,6 @@ export async function startBenchEtcd(): Promise<BenchEtcd> {
   };
 }
 
-/** A go-kit style value (the instance address) for instance `i`. */
-export function addressOf(i: number, salt = 0): string {
-  return `http://10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:${8080 + salt}`;
-}
-
-/** Key of instance `i` under `prefix` (fixed width so keys sort like numbers). */
-export function keyOf(prefix: string, i: number): string {
-  return `${prefix}${String(i).padStart(7, '0')}`;
-}
-
 /**
  * Writes `count` keys `keyOf(prefix, from..from+count-1)` with go-kit values, in transactions of {@link TXN_OPS}
  * puts, a few at a time.
@@ -89,15 +80,6 @@ export async function populate(client: Etcd3, prefix: string, count: number, fro
     }
   };
   await Promise.all([worker(), worker(), worker()]);
-}
-
-/** Runs `tasks` with at most `limit` in flight. */
-export async function bounded(limit: number, count: number, task: (i: number) => Promise<unknown>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) await task(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
 }
 
 /** p-th percentile (0..100, nearest rank) of `values`. */

@@ -54,7 +54,7 @@ export function evaluateGoals(f: Figures): Goal[] {
     measured: at10k ? `${x(at10k.baselineOverSdkit, 1)}×` : 'n/a',
     met: at10k ? at10k.baselineOverSdkit >= 20 : null,
   });
-  for (const c of f.churn) {
+  for (const c of f.churn.filter((r) => r.follower === 'sdkit')) {
     goals.push({
       goal: `churn ≥ 5 000 changes/s at ${c.instances} instances, exact convergence (${c.batch === 1 ? 'one change per request' : `${c.batch} changes per txn`})`,
       measured: `${x(c.changesPerSec, 0)} changes/s (etcd took ${x(c.writesPerSec, 0)}/s), converged: ${c.converged}`,
@@ -64,7 +64,7 @@ export function evaluateGoals(f: Figures): Goal[] {
   for (const [balancer, limit] of [
     ['roundRobin', 15],
     ['random', 25],
-    ['random (Math.random)', 25],
+    ['random (unseeded)', 25],
   ] as const) {
     const p = f.picks.find((r) => r.balancer === balancer && r.endpoints === 1_000);
     goals.push({

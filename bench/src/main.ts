@@ -7,7 +7,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchChurn } from './churn.js';
+import { benchChurn, type ChurnFollower } from './churn.js';
 import { benchColdStart } from './cold-start.js';
 import { populate, startBenchEtcd } from './etcd-env.js';
 import { evaluateGoals, goalsTable } from './goals.js';
@@ -59,16 +59,33 @@ async function runEtcdBenches() {
   const coldN = quick ? 10_000 : 100_000;
   const coldStart = await benchColdStart(env, propagationPrefix(coldN), coldN, quick ? 5 : 7);
   say(`cold start done (${elapsed()})`);
-  const churnChanges = quick ? 2_000 : 5_000;
+  const churnChanges = quick ? 10_000 : 20_000;
+  // Each run gets a freshly populated prefix of its own (a run deletes half of the keys it starts with).
+  const churnRun = async (
+    n: number,
+    changes: number,
+    inFlight: number,
+    batch: number,
+    follower: ChurnFollower,
+  ) => {
+    const prefix = `/bench/churn-${follower}-${n}-${batch}/`;
+    await populate(env.writer, prefix, n);
+    const row = await benchChurn(env, prefix, n, changes, inFlight, batch, follower);
+    say(
+      `  churn ${follower} n=${n} batch=${batch}: ${row.changesPerSec.toFixed(0)} changes/s ` +
+        `(etcd took ${row.writesPerSec.toFixed(0)}/s), converged ${row.converged}`,
+    );
+    return row;
+  };
   const churn = [
-    // One change per request at two or three sizes: if sdkit's work per change grew with the set, the applied
-    // rate would fall with it.
-    ...(await sequential(sizes, (n) => benchChurn(env, propagationPrefix(n), n, churnChanges, 64))),
-    // The changes written 100 per transaction: etcd's per-request cost amortised, so the instancer (not etcd)
-    // is what is measured.
-    await populate(env.writer, '/bench/churn-txn/', 10_000).then(() =>
-      benchChurn(env, '/bench/churn-txn/', 10_000, churnChanges * 10, 8, 100),
-    ),
+    // One change per request at every size: if sdkit's work per change grew with the set, the applied rate
+    // would fall with it.
+    ...(await sequential(sizes, (n) => churnRun(n, churnChanges, 256, 1, 'sdkit'))),
+    // The floor under the same load: a bare etcd3 watch into a Map.
+    await churnRun(10_000, churnChanges, 256, 1, 'floor'),
+    // 100 changes per transaction: etcd's per-request cost amortised, so the instancer (not etcd or the
+    // writer) is what is measured.
+    await churnRun(10_000, churnChanges * 5, 8, 100, 'sdkit'),
   ];
   say(`churn done (${elapsed()})`);
   const registration = await benchRegistration(env, quick ? 1_000 : 10_000, quick ? 4 : 12);
@@ -133,7 +150,7 @@ const md = [
   '',
   '### Discovery propagation (real etcd, put start → watcher has the key)',
   '',
-  `${propagation[0]?.changes ?? 0} sequential changes per size; the three watchers follow the prefix at once.`,
+  `${propagation[0]?.changes ?? 0} sequential changes per watcher and size, measured in 4 interleaved blocks per watcher; one watcher follows the prefix at a time (no watcher waits behind another).`,
   '',
   '| instances | watcher | p50 ms | p99 ms | max ms |',
   '| ---: | --- | ---: | ---: | ---: |',
@@ -152,18 +169,21 @@ const md = [
   '',
   '### Churn (real etcd)',
   '',
-  '| instances | changes | requests in flight | changes / request | changes/s applied | etcd writes/s | lag after last ack ms | events | converged | heap retained MiB |',
-  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+  "Writes from a worker thread (lean HTTP/2 writer); *follower busy* is the follower thread's event-loop active time",
+  '(watch decoding included) per change, and its share of the run.',
+  '',
+  '| follower | instances | changes | requests in flight | changes / request | changes/s applied | etcd writes/s | lag after last ack ms | events | follower busy µs / change | follower busy % | converged | heap retained MiB |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
   ...churn.map(
     (c) =>
-      `| ${c.instances} | ${c.changes} | ${c.concurrency} | ${c.batch} | ${fmt(c.changesPerSec, 0)} | ${fmt(c.writesPerSec, 0)} | ${fmt(c.lagAfterLastAckMs, 1)} | ${c.events} | ${c.converged} | ${fmt(c.retainedHeapMiB, 0)} |`,
+      `| ${c.follower === 'sdkit' ? 'sdkit EtcdInstancer' : 'floor (bare etcd3 watch + Map)'} | ${c.instances} | ${c.changes} | ${c.concurrency} | ${c.batch} | ${fmt(c.changesPerSec, 0)} | ${fmt(c.writesPerSec, 0)} | ${fmt(c.lagAfterLastAckMs, 1)} | ${c.events} | ${fmt(c.busyUsPerChange, 1)} | ${fmt(c.utilization * 100, 0)} | ${c.converged} | ${fmt(c.retainedHeapMiB, 0)} |`,
   ),
   '',
   '### Registration scale (real etcd, shared lease)',
   '',
-  '| registrars | all registered ms | all visible ms | leases | lease renewals/s | keep-alive msgs/s | deregister all ms |',
-  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  `| ${registration.registrars} | ${fmt(registration.allRegisteredMs, 0)} | ${fmt(registration.allVisibleMs, 0)} | ${registration.leases} | ${fmt(registration.renewalsPerSec, 2)} | ${fmt(registration.keepAliveMsgsPerSec, 2)} | ${fmt(registration.deregisterAllMs, 0)} |`,
+  '| registrars | all registered ms | all visible ms | leases | lease renewals/s | keep-alive msgs/s | deregister all ms | deregister failures | keys left |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  `| ${registration.registrars} | ${fmt(registration.allRegisteredMs, 0)} | ${fmt(registration.allVisibleMs, 0)} | ${registration.leases} | ${fmt(registration.renewalsPerSec, 2)} | ${fmt(registration.keepAliveMsgsPerSec, 2)} | ${fmt(registration.deregisterAllMs, 0)} | ${registration.deregisterFailures} | ${registration.leftAfterDeregister} |`,
   '',
   `TTL ${registration.ttlSeconds} s; keep-alive traffic measured over ${fmt(registration.windowSec, 1)} s from etcd's /metrics.`,
   '',

@@ -8,8 +8,8 @@
 import { roundRobin } from '@sdkit/lb';
 import { endpointer, type Instance } from '@sdkit/sd-core';
 import { FakeInstancer } from '@sdkit/sd-core/testing';
-import { addressOf, keyOf } from './etcd-env.js';
 import { consume, median } from './measure.js';
+import { addressOf, keyOf } from './workload.js';
 
 /** Result at one set size. */
 export interface PerChangeResult {

@@ -1,16 +1,17 @@
 /**
  * Discovery propagation on a real etcd: time from the start of a put to the moment a watcher has the new key.
- * Three watchers follow the same prefix at once, each on its own connection, and every put is observed by all
- * three, so machine noise hits them alike:
+ * Three watchers, each on its own connection, take turns following the prefix (interleaved blocks, one watcher
+ * at a time, see {@link benchPropagation}):
  * - `sdkit`: an `EtcdInstancer` (the event whose `changes.added` holds the key);
  * - `floor`: a bare etcd3 prefix watch (`watch().prefix(p).create()`, its `put` event for the key);
  * - `baseline`: go-kit sd/etcdv3's algorithm over etcd3 — on every watch notification, re-read the whole prefix
  *   (`getAll().prefix(p)`) and rebuild the sorted instance set; done when the rebuilt set holds the key.
  */
 import type { InstancerEvent } from '@sdkit/sd-core';
-import { EtcdInstancer } from '@sdkit/sd-etcd';
+import { type EtcdClient, EtcdInstancer } from '@sdkit/sd-etcd';
 import type { Etcd3, Watcher } from 'etcd3';
-import { addressOf, type BenchEtcd, keyOf, msSince, percentile, populate } from './etcd-env.js';
+import { type BenchEtcd, msSince, percentile, populate } from './etcd-env.js';
+import { addressOf, keyOf } from './workload.js';
 
 /** Latency summary in ms. */
 export interface Latency {
@@ -60,8 +61,7 @@ class Waiting {
   }
 }
 
-async function sdkitProbe(env: BenchEtcd, prefix: string, initial: number): Promise<Probe> {
-  const client = await env.sdkit();
+async function sdkitProbe(client: EtcdClient, prefix: string, initial: number): Promise<Probe> {
   const instancer = new EtcdInstancer(client, { prefix });
   const w = new Waiting();
   let ready: () => void;
@@ -128,9 +128,22 @@ async function baselineProbe(raw: Etcd3, prefix: string): Promise<Probe> {
   };
 }
 
+/** The watchers compared, and the order of their first blocks. */
+const WATCHERS = ['sdkit', 'floor', 'baseline'] as const;
+type WatcherKind = (typeof WATCHERS)[number];
+
+/** Blocks per watcher and size: the changes are measured in this many interleaved blocks. */
+const ROUNDS = 4;
+/** Unmeasured changes at the start of each block (JIT, connection warm-up). */
+const WARMUP = 5;
+
 /**
  * Measures propagation at each size: populates `/bench/prop-<n>/` with n keys (left in place for the other etcd
- * benchmarks), then puts `changes` new keys one at a time, awaiting all three watchers after each.
+ * benchmarks), then puts new keys one at a time, each awaited by the watcher before the next.
+ *
+ * Only one watcher follows the prefix at a time, so none waits behind another's delivery in this process or
+ * behind the baseline's re-reads in etcd; the three take turns in {@link ROUNDS} interleaved blocks (rotating
+ * which goes first), so machine noise over the run hits them alike.
  */
 export async function benchPropagation(
   env: BenchEtcd,
@@ -139,41 +152,46 @@ export async function benchPropagation(
   say: (line: string) => void,
 ): Promise<PropagationResult[]> {
   const out: PropagationResult[] = [];
+  const sdkitClient = await env.sdkit();
   const floorClient = env.raw();
   const baselineClient = env.raw();
+  const open = (kind: WatcherKind, prefix: string, n: number): Promise<Probe> =>
+    kind === 'sdkit'
+      ? sdkitProbe(sdkitClient, prefix, n)
+      : kind === 'floor'
+        ? floorProbe(floorClient, prefix)
+        : baselineProbe(baselineClient, prefix);
   for (const n of sizes) {
     const prefix = propagationPrefix(n);
     await populate(env.writer, prefix, n);
-    const probes = {
-      sdkit: await sdkitProbe(env, prefix, n),
-      floor: await floorProbe(floorClient, prefix),
-      baseline: await baselineProbe(baselineClient, prefix),
-    };
-    const ms = { sdkit: [] as number[], floor: [] as number[], baseline: [] as number[] };
+    const ms: Record<WatcherKind, number[]> = { sdkit: [], floor: [], baseline: [] };
     const count = changes(n);
-    // A few unmeasured changes first (JIT, connection warm-up).
-    const warmup = 10;
-    for (let i = 0; i < warmup + count; i++) {
-      const key = keyOf(prefix, n + i);
-      const seen = [probes.sdkit.expect(key), probes.floor.expect(key), probes.baseline.expect(key)];
-      const t0 = process.hrtime.bigint();
-      await env.writer.put(key).value(addressOf(n + i));
-      const [s, f, b] = await Promise.all(seen);
-      if (i < warmup) continue;
-      ms.sdkit.push(Number(s! - t0) / 1e6);
-      ms.floor.push(Number(f! - t0) / 1e6);
-      ms.baseline.push(Number(b! - t0) / 1e6);
-    }
     const t = process.hrtime.bigint();
-    for (const p of Object.values(probes)) await p.close();
+    let next = n;
+    for (let round = 0; round < ROUNDS; round++) {
+      const block = Math.ceil(count / ROUNDS);
+      for (let w = 0; w < WATCHERS.length; w++) {
+        const kind = WATCHERS[(w + round) % WATCHERS.length]!;
+        const probe = await open(kind, prefix, n);
+        for (let i = 0; i < WARMUP + block; i++) {
+          const key = keyOf(prefix, next);
+          const seen = probe.expect(key);
+          const t0 = process.hrtime.bigint();
+          await env.writer.put(key).value(addressOf(next++));
+          const at = await seen;
+          if (i >= WARMUP) ms[kind].push(Number(at - t0) / 1e6);
+        }
+        await probe.close();
+      }
+    }
     // Remove the added keys, so the prefix holds exactly n again.
     await env.writer
       .delete()
-      .inRange({ start: keyOf(prefix, n), end: keyOf(prefix, n + warmup + count) })
+      .inRange({ start: keyOf(prefix, n), end: keyOf(prefix, next) })
       .exec();
     const row: PropagationResult = {
       instances: n,
-      changes: count,
+      changes: ms.sdkit.length,
       sdkit: summary(ms.sdkit),
       floor: summary(ms.floor),
       baseline: summary(ms.baseline),
@@ -183,7 +201,7 @@ export async function benchPropagation(
     out.push(row);
     say(
       `  propagation n=${n}: sdkit p50 ${row.sdkit.p50.toFixed(2)} ms, floor ${row.floor.p50.toFixed(2)} ms, ` +
-        `baseline ${row.baseline.p50.toFixed(2)} ms (close ${msSince(t).toFixed(0)} ms)`,
+        `baseline ${row.baseline.p50.toFixed(2)} ms (${msSince(t).toFixed(0)} ms)`,
     );
   }
   return out;

@@ -6,7 +6,8 @@
  */
 import type { InstancerEvent } from '@sdkit/sd-core';
 import { EtcdInstancer, EtcdRegistrar } from '@sdkit/sd-etcd';
-import { addressOf, type BenchEtcd, keyOf, msSince } from './etcd-env.js';
+import { type BenchEtcd, msSince } from './etcd-env.js';
+import { addressOf, keyOf } from './workload.js';
 
 /** Result of the registration benchmark. */
 export interface RegistrationResult {
@@ -23,8 +24,14 @@ export interface RegistrationResult {
   /** LeaseKeepAlive stream messages/s etcd received over the window (NaN when the metric is absent). */
   readonly keepAliveMsgsPerSec: number;
   readonly windowSec: number;
-  /** ms to deregister all K (until every deregister() resolved). */
+  /** ms to deregister all K (until every deregister() settled). */
   readonly deregisterAllMs: number;
+  /** deregister() calls that rejected (etcd refused or timed out past the registrar's retries). */
+  readonly deregisterFailures: number;
+  /** The first such rejection's message. */
+  readonly firstDeregisterError?: string;
+  /** Keys left under the prefix once every deregister() settled (0: all deleted). */
+  readonly leftAfterDeregister: number;
 }
 
 /** Sums every sample of `metric` whose labels contain `labelFilter` in a Prometheus text page. */
@@ -88,8 +95,10 @@ export async function benchRegistration(
   const elapsedSec = msSince(w0) / 1000;
 
   const t1 = process.hrtime.bigint();
-  await Promise.all(registrars.map((r) => r.deregister()));
+  const deregistered = await Promise.allSettled(registrars.map((r) => r.deregister()));
   const deregisterAllMs = msSince(t1);
+  const deregisterFailures = deregistered.filter((d) => d.status === 'rejected');
+  const leftAfterDeregister = (await env.writer.getAll().prefix(prefix).keys()).length;
   sub.unsubscribe();
   instancer.stop();
   return {
@@ -102,6 +111,11 @@ export async function benchRegistration(
     keepAliveMsgsPerSec: (m1.keepAliveMsgs - m0.keepAliveMsgs) / elapsedSec,
     windowSec: elapsedSec,
     deregisterAllMs,
+    deregisterFailures: deregisterFailures.length,
+    ...(deregisterFailures[0]
+      ? { firstDeregisterError: String((deregisterFailures[0] as PromiseRejectedResult).reason) }
+      : {}),
+    leftAfterDeregister,
   };
 }
 
