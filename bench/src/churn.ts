@@ -248,11 +248,12 @@ export async function benchChurn(
   const totalMs = Number(seen - t0) / 1e6;
   const lagMs = Number(seen - tAck) / 1e6;
   const elu = performance.eventLoopUtilization(eluEnd!, eluStart!);
+  // Before the convergence check, whose fresh read and key → address map would count as retained.
+  const retainedHeapMiB = heapMiB() - heapBefore;
 
   const final = follower.final();
   const read = await env.writer.getAll().prefix(prefix).strings();
   const converged = sameSet(final, read);
-  const retainedHeapMiB = heapMiB() - heapBefore;
   await follower.close();
   await env.writer.delete().key(sentinel).exec();
   return {

@@ -1,6 +1,6 @@
 import { type Balancer, random, retry, roundRobin } from '@sdkit/lb';
 import type { Endpoint } from '@sdkit/sd-core';
-import { bytesPerOp, nsPerAsyncOp, nsPerOp } from './measure.js';
+import { bytesPerCall, nsPerAsyncOp, nsPerCall } from './measure.js';
 
 /** One row of the pick benchmark. */
 export interface PickResult {
@@ -34,8 +34,8 @@ export function benchPicks(sizes: readonly number[], quick: boolean): PickResult
       out.push({
         balancer: name,
         endpoints: n,
-        nsPerPick: nsPerOp(() => b.endpoint(), iterations, runs),
-        bytesPerPick: bytesPerOp(() => b.endpoint(), 100_000),
+        nsPerPick: nsPerCall(b, 'endpoint', iterations, runs),
+        bytesPerPick: bytesPerCall(b, 'endpoint', 100_000),
       });
     }
   }

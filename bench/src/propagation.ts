@@ -128,6 +128,8 @@ async function baselineProbe(raw: Etcd3, prefix: string): Promise<Probe> {
   };
 }
 
+const gc = (globalThis as { gc?: () => void }).gc;
+
 /** The watchers compared, and the order of their first blocks. */
 const WATCHERS = ['sdkit', 'floor', 'baseline'] as const;
 type WatcherKind = (typeof WATCHERS)[number];
@@ -173,6 +175,9 @@ export async function benchPropagation(
       for (let w = 0; w < WATCHERS.length; w++) {
         const kind = WATCHERS[(w + round) % WATCHERS.length]!;
         const probe = await open(kind, prefix, n);
+        // Collect what opening left behind (a 100 000-key read makes ≈ 100 MB of garbage) before measuring, so
+        // no watcher's block pays for its start-up.
+        gc?.();
         for (let i = 0; i < WARMUP + block; i++) {
           const key = keyOf(prefix, next);
           const seen = probe.expect(key);

@@ -15,6 +15,7 @@ export {
 } from './client.js';
 export { type Codec, codecs, MAX_ADDRESS_LENGTH } from './codecs.js';
 export { EtcdInstancer, type EtcdInstancerOptions, EtcdWatchError } from './instancer.js';
+export { MAX_CALLS_IN_FLIGHT } from './lease-backend.js';
 export type { BackoffOptions as LeaseBackoffOptions } from './lease-backoff.js';
 export { EtcdLeasePool, type EtcdLeasePoolOptions } from './lease-pool.js';
 export {
