@@ -30,6 +30,21 @@ describe('createEtcdClient option validation', () => {
     ],
     ['NaN dial timeout', { endpoints: ok, dialTimeoutMs: Number.NaN }, /dialTimeoutMs .*got NaN/],
     ['empty namespace', { endpoints: ok, namespace: '' }, /namespace must be a non-empty string, got ""/],
+    [
+      'keepAlive true',
+      { endpoints: ok, keepAlive: true },
+      /keepAlive must be \{ timeMs\?, timeoutMs\? \} or false, got true/,
+    ],
+    [
+      'keepAlive.timeMs 0',
+      { endpoints: ok, keepAlive: { timeMs: 0 } },
+      /keepAlive.timeMs must be a positive integer.*got 0/,
+    ],
+    [
+      'keepAlive.timeoutMs not a number',
+      { endpoints: ok, keepAlive: { timeoutMs: '5s' } },
+      /keepAlive.timeoutMs must be a positive integer.*got "5s"/,
+    ],
     ['empty username', { endpoints: ok, auth: { username: '', password: 'p' } }, /auth.username must be/],
     [
       'unreadable ca file',

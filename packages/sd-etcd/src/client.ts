@@ -40,6 +40,19 @@ export interface EtcdClientOptions {
    */
   dialTimeoutMs?: number;
   /**
+   * gRPC keepalive, to notice a connection that went silent: while the client has calls open (a watch, a lease's
+   * keep-alive stream), it pings etcd every `timeMs` and drops the connection when a ping stays unanswered for
+   * `timeoutMs`. The calls on it then fail and are opened again (on another endpoint, if one answers): an
+   * `EtcdInstancer` reports the error (its last known instances plus `error`) and recovers when etcd answers.
+   * Without it a silent partition — a member gone without a TCP reset, a firewall or NAT dropping the flow — leaves
+   * a watch waiting for hours (the OS's TCP keepalive), its instances silently stale.
+   *
+   * Default `{ timeMs: 10_000, timeoutMs: 5_000 }`. `timeMs` must not be below etcd's `--grpc-keepalive-min-time`
+   * (default 5 s): etcd answers pings that come faster with GOAWAY "too_many_pings" (grpc-js then doubles its
+   * interval). No pings while no call is open (etcd refuses those too). `false` turns keepalive off.
+   */
+  keepAlive?: { timeMs?: number; timeoutMs?: number } | false;
+  /**
    * Key prefix: when given, {@link EtcdClient.etcd} is `etcd3`'s `.namespace(prefix)`, so every key read,
    * written or watched through it is relative to the prefix (e.g. `'/tenant-a/'`). Non-empty.
    */
@@ -105,6 +118,8 @@ export interface EtcdClient extends AsyncDisposable {
   readonly logger: Logger;
   /** The dial timeout in effect, in ms. */
   readonly dialTimeoutMs: number;
+  /** The gRPC keepalive in effect ({@link EtcdClientOptions.keepAlive}), or `false` when off. */
+  readonly keepAlive: { readonly timeMs: number; readonly timeoutMs: number } | false;
   /** etcd's request size limit assumed ({@link EtcdClientOptions.maxRequestBytes}), in bytes. */
   readonly maxRequestBytes: number;
   /**
@@ -344,6 +359,30 @@ function tlsHint(err: unknown): string {
   return '';
 }
 
+/** Default of {@link EtcdClientOptions.keepAlive}. */
+export const DEFAULT_KEEPALIVE = Object.freeze({ timeMs: 10_000, timeoutMs: 5_000 });
+
+function validKeepAlive(option: EtcdClientOptions['keepAlive']): EtcdClient['keepAlive'] {
+  if (option === false) return false;
+  if (option === undefined) return DEFAULT_KEEPALIVE;
+  if (option === null || typeof option !== 'object') {
+    fail(`keepAlive must be { timeMs?, timeoutMs? } or false, got ${describeValue(option)}`);
+  }
+  const timeMs = option.timeMs ?? DEFAULT_KEEPALIVE.timeMs;
+  const timeoutMs = option.timeoutMs ?? DEFAULT_KEEPALIVE.timeoutMs;
+  for (const [name, value] of [
+    ['timeMs', timeMs],
+    ['timeoutMs', timeoutMs],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      fail(
+        `keepAlive.${name} must be a positive integer number of milliseconds, got ${describeValue(value)}`,
+      );
+    }
+  }
+  return Object.freeze({ timeMs, timeoutMs });
+}
+
 /**
  * Creates an etcd client over `etcd3` and resolves once etcd has answered a round-trip (see
  * {@link EtcdClient.ready}), so a misconfiguration fails here, clearly, rather than later inside a watch.
@@ -368,6 +407,7 @@ export async function createEtcdClient(options: EtcdClientOptions): Promise<Etcd
   if (typeof dialTimeoutMs !== 'number' || !Number.isFinite(dialTimeoutMs) || dialTimeoutMs <= 0) {
     fail(`dialTimeoutMs must be a positive number of milliseconds, got ${describeValue(dialTimeoutMs)}`);
   }
+  const keepAlive = validKeepAlive(options.keepAlive);
   if (namespace !== undefined && (typeof namespace !== 'string' || namespace === '')) {
     fail(`namespace must be a non-empty string, got ${describeValue(namespace)}`);
   }
@@ -391,7 +431,17 @@ export async function createEtcdClient(options: EtcdClientOptions): Promise<Etcd
   const etcdOptions: IOptions = {
     hosts: endpoints,
     faultHandling: defaultFaultHandling(clock, options.faultHandling),
-    grpcOptions: { 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES },
+    grpcOptions: {
+      'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+      ...(keepAlive
+        ? {
+            'grpc.keepalive_time_ms': keepAlive.timeMs,
+            'grpc.keepalive_timeout_ms': keepAlive.timeoutMs,
+            // etcd's enforcement policy refuses pings on a connection without calls (GOAWAY too_many_pings).
+            'grpc.keepalive_permit_without_calls': 0,
+          }
+        : {}),
+    },
   };
   if (tls) {
     const [ca, cert, key] = await Promise.all([
@@ -419,6 +469,7 @@ export async function createEtcdClient(options: EtcdClientOptions): Promise<Etcd
     dialTimeoutMs,
     auth?.username,
     maxRequestBytes,
+    keepAlive,
   );
   try {
     await client.ready();
@@ -442,6 +493,7 @@ class Client implements EtcdClient {
     readonly dialTimeoutMs: number,
     readonly username: string | undefined,
     readonly maxRequestBytes: number,
+    readonly keepAlive: EtcdClient['keepAlive'],
   ) {
     this.etcd = namespace ? root.namespace(namespace) : root;
   }

@@ -6,6 +6,7 @@
  */
 export {
   createEtcdClient,
+  DEFAULT_KEEPALIVE,
   DEFAULT_MAX_REQUEST_BYTES,
   type EtcdClient,
   EtcdClientError,

@@ -466,6 +466,40 @@ describe('EtcdInstancer through etcd failures', () => {
     }
   });
 
+  it('notices a silent partition by gRPC keepalive (error event, last known set kept) and catches up after it heals', async () => {
+    // etcd refuses pings closer than --grpc-keepalive-min-time (5 s by default); let this test ping every 500 ms.
+    await using etcd = await startEtcd({ name: 'keepalive', extraArgs: ['--grpc-keepalive-min-time=200ms'] });
+    await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
+    const keepAlive = { timeMs: 500, timeoutMs: 500 };
+    await using client = await createEtcdClient({ endpoints: [proxy.endpoint], keepAlive });
+    expect(client.keepAlive).toEqual(keepAlive);
+    await using direct = await createEtcdClient({ endpoints: etcd.endpoints });
+    await etcd.etcdctl('put', 'ka/1', 'http://h1:1');
+    const instancer = new EtcdInstancer(client, { prefix: 'ka/', backoff: { maxMs: 300 } });
+    try {
+      await converged(instancer, direct, 'start');
+      proxy.stall(); // no byte crosses, no connection closes: only a ping can tell
+      const stalled = performance.now();
+      const failing = await waitFor<InstancerEvent>(
+        instancer.events$,
+        (e) => e.error !== undefined,
+        'an error event during the silent partition',
+        WAIT,
+      );
+      console.info(
+        `[measure] silent partition noticed after ${(performance.now() - stalled).toFixed(0)} ms (keepalive 500 + 500 ms)`,
+      );
+      expect(failing.instances.map((i) => i.key)).toEqual(['ka/1']); // last known good
+      await etcd.etcdctl('put', 'ka/2', 'http://h2:1');
+      await etcd.etcdctl('del', 'ka/1');
+      proxy.resume();
+      const back = await converged(instancer, direct, 'after the partition');
+      expect(back.instances.map((i) => i.key)).toEqual(['ka/2']);
+    } finally {
+      instancer.stop();
+    }
+  });
+
   it('survives the leader being killed in a 3-member cluster: nothing lost or duplicated, converges', async () => {
     await using cluster = await startEtcdCluster(3);
     await using client = await createEtcdClient({ endpoints: cluster.endpoints });
