@@ -738,6 +738,13 @@ describe('EtcdInstancer (simulated etcd)', () => {
       () => new EtcdInstancer(client, { prefix: 'a/', backoff: { initialMs: 500, maxMs: 100 } }),
     ).toThrow(/maxMs/);
     expect(() => new EtcdInstancer(client, { prefix: 'a/', backoff: { jitter: 2 } })).toThrow(/jitter/);
+    // A prefix that repeats the client's namespace would follow `/services//services/…`.
+    const namespaced = { ...clientOf(sim), namespace: '/services/' } as EtcdClient;
+    expect(() => new EtcdInstancer(namespaced, { prefix: '/services/foo/' })).toThrow(
+      /prefix "\/services\/foo\/" starts with the client's namespace "\/services\/".*would follow "\/services\/\/services\/foo\/"\. Pass "foo\/"/,
+    );
+    expect(() => new EtcdInstancer(namespaced, { prefix: '/services/' })).toThrow(/Pass "<a prefix below/);
+    expect(() => new EtcdInstancer(namespaced, { prefix: 'foo/' }).stop()).not.toThrow();
     expect(sharedWatchCount(sim)).toBe(0);
   });
 

@@ -10,7 +10,7 @@ import {
 } from '@sdkit/sd-core';
 import type { Observable } from 'rxjs';
 import type { EtcdClient } from './client.js';
-import { type Codec, codecs, decodeAndLog } from './codecs.js';
+import { type Codec, clip, codecs, decodeAndLog } from './codecs.js';
 import { describeValue } from './describe-value.js';
 import { type BackoffOptions, type HubSettings, joinWatch, type WatchableEtcd } from './watch-hub.js';
 
@@ -102,8 +102,9 @@ function validBackoff(backoff: BackoffOptions | undefined): Required<BackoffOpti
  * The first event comes after the first read (or its first failure: `{ instances: [], error }`). `stop()` leaves
  * the shared watch and completes `events$`; nothing is left running. Close the client after its instancers.
  *
- * @throws TypeError for a missing client, an empty or non-string prefix (or one with lone UTF-16 surrogates), a
- * codec without `decode`, or bad backoff values.
+ * @throws TypeError for a missing client, an empty or non-string prefix (or one with lone UTF-16 surrogates, or one
+ * that starts with the client's namespace: prefixes are relative to it), a codec without `decode`, or bad backoff
+ * values.
  */
 export class EtcdInstancer implements Instancer {
   /** Hot; replays the latest event to each new subscriber; never errors; completes after {@link stop}. */
@@ -137,6 +138,16 @@ export class EtcdInstancer implements Instancer {
       // Not encodable as UTF-8: the watch would follow the U+FFFD spelling, which no key written as given has.
       throw new TypeError(
         `EtcdInstancer: prefix ${describeValue(prefix)} contains a lone UTF-16 surrogate, which is not valid UTF-8`,
+      );
+    }
+    const namespace = (client as { namespace?: unknown }).namespace;
+    if (typeof namespace === 'string' && namespace !== '' && prefix.startsWith(namespace)) {
+      // Same rule as EtcdRegistrar's key: the prefix is relative to the namespace, so this would follow
+      // `<namespace><namespace>…`, where no registrar of that client writes.
+      throw new TypeError(
+        `EtcdInstancer: prefix ${describeValue(clip(prefix, 200))} starts with the client's namespace ${describeValue(namespace)}, ` +
+          `but prefixes are relative to the namespace: it would follow ${describeValue(clip(namespace + prefix, 200))}. ` +
+          `Pass ${describeValue(clip(prefix.slice(namespace.length), 200) || '<a prefix below the namespace>')}, or create the client without \`namespace\``,
       );
     }
     const codec = options.codec ?? codecs.auto;

@@ -19,6 +19,7 @@ import type {
   IWatchRequest,
   IWatchResponse,
 } from 'etcd3';
+import { clip, MAX_LOGGED_KEY_LENGTH } from './codecs.js';
 
 /** The parts of an etcd3 `Namespace` the hub uses (both are public readonly fields of `Namespace`). */
 export interface WatchableEtcd {
@@ -432,7 +433,7 @@ class WatchHub {
     const full = this.#fullPrefix;
     if (raw.length < full.length || !raw.subarray(0, full.length).equals(full)) {
       this.#settings.logger.warn(
-        { prefix: this.#prefix, key: raw.toString('utf8') },
+        { prefix: this.#prefix, key: clip(raw.toString('utf8'), MAX_LOGGED_KEY_LENGTH) },
         'sdkit: etcd returned a key outside the watched prefix; ignored',
       );
       return undefined;
@@ -441,7 +442,7 @@ class WatchHub {
       return strictUtf8.decode(raw.subarray(this.#etcd.prefix?.length ?? 0));
     } catch {
       this.#settings.logger.warn(
-        { prefix: this.#prefix, key: raw.toString('utf8') },
+        { prefix: this.#prefix, key: clip(raw.toString('utf8'), MAX_LOGGED_KEY_LENGTH) },
         'sdkit: etcd key is not valid UTF-8; ignored',
       );
       return undefined;

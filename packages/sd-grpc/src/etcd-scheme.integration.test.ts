@@ -224,6 +224,11 @@ describe('etcd:/// targets on real etcd and real gRPC servers', () => {
       '/services/foo/',
     );
     expect(etcdPrefixForTarget({ scheme: 'etcd', path: 'svc/' })).toBe('svc/');
+    // Percent-decoded, as grpc-go's Target.Endpoint() is ('+' stays a plus in a path).
+    expect(etcdPrefixForTarget({ scheme: 'etcd', path: 'my%20svc%2Fv1+x' })).toBe('my svc/v1+x/');
+    expect(() => etcdPrefixForTarget({ scheme: 'etcd', path: 'bad%zz' })).toThrow(
+      /"etcd:bad%zz" has a malformed percent-encoding/,
+    );
     expect(() => etcdPrefixForTarget({ scheme: 'etcd', authority: 'h:2379', path: 'svc' })).toThrow(
       /authority/,
     );

@@ -20,9 +20,10 @@ export interface EtcdSchemeOptions extends Omit<InstancerSchemeOptions, 'logger'
 /**
  * The etcd key prefix a target follows, in etcd's gRPC-naming layout: the target's path plus `/`.
  * `etcd:///my-service` → `my-service/`; `etcd:////services/foo` → `/services/foo/` (a path that already ends in
- * `/` is kept as is). The client decides which etcd is asked, so a target with an authority
- * (`etcd://host/my-service`) is refused, as is an empty path.
- * @throws TypeError naming the target when it has an authority or no path.
+ * `/` is kept as is). The path is percent-decoded, as grpc-go reads it: `etcd:///my%20service` → `my service/`.
+ * The client decides which etcd is asked, so a target with an authority (`etcd://host/my-service`) is refused,
+ * as is an empty path.
+ * @throws TypeError naming the target when it has an authority, no path, or a malformed `%` escape.
  */
 export function etcdPrefixForTarget(target: GrpcTarget): string {
   const text = `${target.scheme ?? ''}:${target.authority !== undefined ? `//${target.authority}/` : ''}${target.path}`;
@@ -31,7 +32,13 @@ export function etcdPrefixForTarget(target: GrpcTarget): string {
       `etcd target ${JSON.stringify(text)} has an authority; write ${target.scheme ?? 'etcd'}:///<service> (the etcd client decides which cluster is asked)`,
     );
   }
-  const path = target.path;
+  let path: string;
+  try {
+    // grpc-go (and etcd's Go resolver) read the target's path percent-decoded: etcd:///my%20svc is "my svc".
+    path = decodeURIComponent(target.path);
+  } catch {
+    throw new TypeError(`etcd target ${JSON.stringify(text)} has a malformed percent-encoding in its path`);
+  }
   if (path === '' || /^\/*$/.test(path)) {
     throw new TypeError(`etcd target ${JSON.stringify(text)} names no service; write etcd:///<service>`);
   }
