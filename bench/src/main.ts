@@ -39,7 +39,14 @@ say(`work per change done (${elapsed()})`);
 
 const env = await startBenchEtcd();
 let etcd: Awaited<ReturnType<typeof runEtcdBenches>>;
+let etcdVersion = 'unknown';
 try {
+  // etcd's own answer (e.g. {"etcdserver":"3.4.23","etcdcluster":"3.4.0"}).
+  const version = (await (await fetch(`${env.server.endpoints[0]}/version`)).json()) as {
+    etcdserver?: string;
+  };
+  etcdVersion = version.etcdserver ?? etcdVersion;
+  say(`etcd ${etcdVersion}`);
   etcd = await runEtcdBenches();
 } finally {
   await env.close();
@@ -96,6 +103,7 @@ async function runEtcdBenches() {
 const machine = {
   date: new Date().toISOString(),
   node: process.version,
+  etcd: etcdVersion,
   cpu: os.cpus()[0]?.model ?? 'unknown',
   cores: os.cpus().length,
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
@@ -117,7 +125,7 @@ const results = {
 
 const fmt = (n: number, d = 1) => (Number.isNaN(n) ? 'n/a' : n.toFixed(d));
 const md = [
-  `Measured ${machine.date.slice(0, 10)} on ${machine.cpu} (${machine.cores} cores), Node ${machine.node}${quick ? ', quick mode' : ''}.`,
+  `Measured ${machine.date.slice(0, 10)} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB), Node ${machine.node}, etcd ${machine.etcd}${quick ? ', quick mode' : ''}.`,
   '',
   '### Goals',
   '',
