@@ -64,6 +64,11 @@ describe('endpointer: options', () => {
     expect(() => endpointer(fake, 'f' as unknown as Factory)).toThrow(/factory/);
     expect(() => endpointer(fake, f, { clock: {} as FakeClock })).toThrow(/clock/);
     expect(() => endpointer(fake, f, { logger: {} as Logger })).toThrow(/logger/);
+    for (const bad of [-1, Number.NaN, '5' as unknown as number]) {
+      expect(() => endpointer(fake, f, { closeTimeoutMs: bad })).toThrow(
+        /closeTimeoutMs must be a number >= 0/,
+      );
+    }
   });
   it('accepts 0, a positive number, Infinity, or nothing', async () => {
     for (const ms of [0, 10, Number.POSITIVE_INFINITY, undefined]) {
@@ -147,6 +152,70 @@ describe('endpointer: factory calls, reuse and close', () => {
       expect(e.endpoints()).toHaveLength(1);
     }
     expect(h.made[0]!.closes).toBe(1);
+  });
+
+  it('close() waits at most closeTimeoutMs for a factory that never settles (or a close that hangs), logs the keys, and closes late results when they arrive', async () => {
+    const fake = new FakeInstancer(['a:1', 'b:1', 'c:1']);
+    const clock = new FakeClock();
+    const logger = recordingLogger();
+    let lateA: ((r: FactoryResult) => void) | undefined;
+    let lateAClosed = false;
+    const e = endpointer(
+      fake,
+      (inst): FactoryResult | Promise<FactoryResult> => {
+        if (inst.key === 'a:1') return new Promise<FactoryResult>((r) => (lateA = r)); // a dial that hangs
+        if (inst.key === 'b:1')
+          return { endpoint: async () => 'b', close: () => new Promise<void>(() => {}) };
+        return { endpoint: async () => 'c' };
+      },
+      { clock, logger, closeTimeoutMs: 2_000 },
+    );
+    let closed = false;
+    const closing = e.close().then(() => {
+      closed = true;
+    });
+    await settle();
+    clock.advance(1_999);
+    await settle();
+    expect(closed).toBe(false); // still waiting within the bound
+    clock.advance(1);
+    await closing;
+    const warning = logger.records.find((r) => r.level === 'warn');
+    expect(warning?.msg).toMatch(/close\(\) stopped waiting/);
+    expect(warning?.obj).toMatchObject({ closeTimeoutMs: 2_000, pendingFactories: 1, pendingCloses: 1 });
+    expect([...((warning?.obj.keys as string[] | undefined) ?? [])].sort()).toEqual(['a:1', 'b:1']);
+    expect(clock.pendingTimers).toBe(0);
+    // The hung factory finally answers: its endpoint is closed, never published.
+    lateA!({
+      endpoint: async () => 'a',
+      close: () => {
+        lateAClosed = true;
+      },
+    });
+    await settle();
+    expect(lateAClosed).toBe(true);
+    expect(e.endpoints()).toEqual([]);
+  });
+
+  it('close() resolves at once when nothing is pending, without a timer; closeTimeoutMs: Infinity waits for ever', async () => {
+    const clock = new FakeClock();
+    const quick = endpointer(new FakeInstancer(['a:1']), () => ({ endpoint: async () => 1 }), { clock });
+    await quick.close();
+    expect(clock.pendingTimers).toBe(0);
+    let release: ((r: FactoryResult) => void) | undefined;
+    const e = endpointer(new FakeInstancer(['a:1']), () => new Promise<FactoryResult>((r) => (release = r)), {
+      clock,
+      closeTimeoutMs: Number.POSITIVE_INFINITY,
+    });
+    let closed = false;
+    const closing = e.close().then(() => {
+      closed = true;
+    });
+    clock.advance(1e9);
+    await settle();
+    expect(closed).toBe(false);
+    release!({ endpoint: async () => 1 });
+    await closing;
   });
 
   it('logs close errors (thrown or rejected) with the key and never throws them; close() waits for async closes', async () => {

@@ -26,9 +26,22 @@ export interface EndpointerOptions {
   readonly invalidateOnErrorMs?: number;
   /** Where factory and close failures are reported (`warn`/`error`, with the instance `key`). Default: silent. */
   readonly logger?: Logger;
-  /** Time source for `invalidateOnErrorMs`. Default {@link systemClock} (its timers do not keep the process alive). */
+  /**
+   * How long `close()` waits, in ms, for factory calls still running and endpoint closes still settling. Past it,
+   * `close()` resolves anyway and logs a warning with the keys still pending; what they produce is still closed
+   * when they settle (never published). Default 10 000; `Infinity` waits for ever. A factory that never settles
+   * (a dial that hangs) would otherwise hold a graceful shutdown for ever.
+   */
+  readonly closeTimeoutMs?: number;
+  /**
+   * Time source for `invalidateOnErrorMs` and `closeTimeoutMs`. Default {@link systemClock} (its timers do not
+   * keep the process alive).
+   */
   readonly clock?: Clock;
 }
+
+/** Default of {@link EndpointerOptions.closeTimeoutMs}. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 /**
  * Follows `instancer` and keeps one endpoint per instance, made by `factory` (go-kit's `sd.NewEndpointer`).
@@ -50,11 +63,13 @@ export interface EndpointerOptions {
  * - `endpoints$` is hot, starts with the current snapshot for each subscriber, emits each new snapshot, and
  *   completes after `close()` (having emitted an empty one).
  * - `close()` unsubscribes (it does not stop the instancer, which it does not own), closes every endpoint, waits
- *   for pending factory calls to settle (closing what they return) and for every close to finish. Idempotent.
+ *   for pending factory calls to settle (closing what they return) and for every close to finish — at most
+ *   `closeTimeoutMs` (default 10 s; then it resolves and logs what is still pending, which is closed when it
+ *   settles). Idempotent.
  *   If the instancer completes, the endpointer keeps its last endpoints until `close()`.
  *
- * @throws TypeError if `instancer` has no `events$`, `factory` is not a function, `invalidateOnErrorMs` is
- *   negative or NaN, or `logger`/`clock` is not one.
+ * @throws TypeError if `instancer` has no `events$`, `factory` is not a function, `invalidateOnErrorMs` or
+ *   `closeTimeoutMs` is negative or NaN, or `logger`/`clock` is not one.
  */
 export function endpointer<Req = unknown, Res = unknown>(
   instancer: Instancer,
@@ -73,7 +88,7 @@ export function endpointer<Req = unknown, Res = unknown>(
   if (typeof factory !== 'function') {
     throw new TypeError(`endpointer: factory must be a function, got ${describe(factory)}`);
   }
-  const { invalidateOnErrorMs, logger, clock } = options;
+  const { invalidateOnErrorMs, closeTimeoutMs, logger, clock } = options;
   if (logger !== undefined && typeof logger?.warn !== 'function') {
     throw new TypeError(
       `endpointer: logger must be a Logger (debug/info/warn/error), got ${describe(logger)}`,
@@ -88,6 +103,14 @@ export function endpointer<Req = unknown, Res = unknown>(
   ) {
     throw new TypeError(
       `endpointer: invalidateOnErrorMs must be a number >= 0 (or absent), got ${describe(invalidateOnErrorMs)}`,
+    );
+  }
+  if (
+    closeTimeoutMs !== undefined &&
+    (typeof closeTimeoutMs !== 'number' || Number.isNaN(closeTimeoutMs) || closeTimeoutMs < 0)
+  ) {
+    throw new TypeError(
+      `endpointer: closeTimeoutMs must be a number >= 0 (or absent), got ${describe(closeTimeoutMs)}`,
     );
   }
   return new DefaultEndpointer(instancer, factory, options);
@@ -137,8 +160,11 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
 
   readonly #queue: InstancerEvent[] = [];
   #processing = false;
-  readonly #pendingFactories = new Set<Promise<void>>();
-  readonly #pendingCloses = new Set<Promise<void>>();
+  /** Factory calls in flight, with the key each is for. */
+  readonly #pendingFactories = new Map<Promise<void>, string>();
+  /** Endpoint closes in flight, with the key each is for. */
+  readonly #pendingCloses = new Map<Promise<void>, string>();
+  readonly #closeTimeoutMs: number;
   #subscription: Subscription | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -155,6 +181,7 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? systemClock;
     this.#invalidateMs = options.invalidateOnErrorMs === Infinity ? undefined : options.invalidateOnErrorMs;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#publish();
     const subscription = instancer.events$.subscribe({
       next: (event) => this.#onEvent(event),
@@ -191,10 +218,47 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
     return this.close();
   }
 
-  /** Waits until no factory call or close is in flight (a settling factory may start a close). */
+  /**
+   * Waits until no factory call or close is in flight (a settling factory may start a close), or until
+   * `closeTimeoutMs` has passed; then logs what is still pending.
+   */
   async #drain(): Promise<void> {
-    while (this.#pendingFactories.size > 0 || this.#pendingCloses.size > 0) {
-      await Promise.allSettled([...this.#pendingFactories, ...this.#pendingCloses]);
+    const pending = () => this.#pendingFactories.size > 0 || this.#pendingCloses.size > 0;
+    if (!pending()) return;
+    let timedOut = false;
+    let cancel: (() => void) | undefined;
+    const deadline =
+      this.#closeTimeoutMs === Infinity
+        ? undefined
+        : new Promise<void>((resolve) => {
+            cancel = this.#clock.setTimeout(() => {
+              timedOut = true;
+              resolve();
+            }, this.#closeTimeoutMs);
+          });
+    try {
+      while (pending() && !timedOut) {
+        const all = Promise.allSettled([...this.#pendingFactories.keys(), ...this.#pendingCloses.keys()]);
+        await (deadline ? Promise.race([all, deadline]) : all);
+      }
+    } finally {
+      cancel?.();
+    }
+    if (timedOut && pending()) {
+      this.#logger.warn(
+        {
+          closeTimeoutMs: this.#closeTimeoutMs,
+          pendingFactories: this.#pendingFactories.size,
+          pendingCloses: this.#pendingCloses.size,
+          // The first few keys, to say which; a huge list would only flood the log.
+          keys: [...new Set([...this.#pendingFactories.values(), ...this.#pendingCloses.values()])].slice(
+            0,
+            10,
+          ),
+        },
+        'sdkit endpointer: close() stopped waiting for factory calls or endpoint closes still running; ' +
+          'what they return is closed when they settle',
+      );
     }
   }
 
@@ -356,7 +420,7 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
         } else this.#factoryFailed(entry, err);
       },
     );
-    this.#pendingFactories.add(settled);
+    this.#pendingFactories.set(settled, entry.instance.key);
     void settled.finally(() => this.#pendingFactories.delete(settled));
   }
 
@@ -416,7 +480,7 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
     }
     if (isThenable(out)) {
       const done = Promise.resolve(out).then(undefined, failed);
-      this.#pendingCloses.add(done);
+      this.#pendingCloses.set(done, key);
       void done.finally(() => this.#pendingCloses.delete(done));
     }
   }

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 
-export { type EndpointerOptions, endpointer } from './endpointer.js';
+export { DEFAULT_CLOSE_TIMEOUT_MS, type EndpointerOptions, endpointer } from './endpointer.js';
 export { FixedInstancer } from './fixed-instancer.js';
 export { byKey, InstanceCache, type InstanceUpdate, sameInstance } from './instance-cache.js';
 export {
