@@ -4,6 +4,8 @@
  * and a client factory that fixes what `etcd3` leaves out (dial timeout, clear auth errors).
  * @packageDocumentation
  */
+
+export type { BackoffOptions } from './backoff.js';
 export {
   createEtcdClient,
   DEFAULT_KEEPALIVE,
@@ -17,7 +19,6 @@ export {
 export { type Codec, codecs, MAX_ADDRESS_LENGTH } from './codecs.js';
 export { EtcdInstancer, type EtcdInstancerOptions, EtcdWatchError } from './instancer.js';
 export { MAX_CALLS_IN_FLIGHT } from './lease-backend.js';
-export type { BackoffOptions as LeaseBackoffOptions } from './lease-backoff.js';
 export { EtcdLeasePool, type EtcdLeasePoolOptions } from './lease-pool.js';
 export {
   EtcdAccessDeniedError,

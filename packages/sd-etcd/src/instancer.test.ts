@@ -9,6 +9,7 @@ import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
 import type { IRangeRequest, IRangeResponse, IResponseHeader, IWatchRequest, IWatchResponse } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { type BackoffOptions, createBackoff } from './backoff.js';
 import type { EtcdClient } from './client.js';
 import { type Codec, codecs, decodeEntry } from './codecs.js';
 import { watchResponse } from './fixtures/watch-response.js';
@@ -504,7 +505,7 @@ describe('EtcdInstancer (simulated etcd)', () => {
     const sim = new SimEtcd();
     sim.put('svc/a', 'http://a:1');
     sim.setDown(true);
-    const h = await setup(sim, { backoff: { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0 } });
+    const h = await setup(sim, { backoff: { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0 } });
     expect(h.events).toHaveLength(1);
     expect(h.events[0]!.instances).toEqual([]);
     expect(h.events[0]!.error?.message).toMatch(/read of prefix "svc\/" failed: 14 UNAVAILABLE/);
@@ -709,9 +710,8 @@ describe('EtcdInstancer (simulated etcd)', () => {
       {
         logger: recordingLogger(),
         clock: new FakeClock(),
-        backoff: { initialMs: 1, maxMs: 1, multiplier: 1, jitter: 0 },
+        backoff: createBackoff({ initialMs: 1, maxMs: 1, factor: 1, jitter: 0 }, 'test'),
         readPageSize: 3,
-        random: () => 0,
       },
       { reset: (e) => (got = new Map(e)), change() {}, healthy() {}, error() {} },
     );
@@ -738,6 +738,9 @@ describe('EtcdInstancer (simulated etcd)', () => {
       () => new EtcdInstancer(client, { prefix: 'a/', backoff: { initialMs: 500, maxMs: 100 } }),
     ).toThrow(/maxMs/);
     expect(() => new EtcdInstancer(client, { prefix: 'a/', backoff: { jitter: 2 } })).toThrow(/jitter/);
+    expect(
+      () => new EtcdInstancer(client, { prefix: 'a/', backoff: { multiplier: 2 } as BackoffOptions }),
+    ).toThrow(/backoff.multiplier is now called backoff.factor/);
     // A prefix that repeats the client's namespace would follow `/services//services/…`.
     const namespaced = { ...clientOf(sim), namespace: '/services/' } as EtcdClient;
     expect(() => new EtcdInstancer(namespaced, { prefix: '/services/foo/' })).toThrow(

@@ -9,10 +9,11 @@ import {
   systemClock,
 } from '@sdkit/sd-core';
 import type { Observable } from 'rxjs';
+import { type BackoffOptions, createBackoff } from './backoff.js';
 import type { EtcdClient } from './client.js';
 import { type Codec, clip, codecs, decodeAndLog } from './codecs.js';
 import { describeValue } from './describe-value.js';
-import { type BackoffOptions, type HubSettings, joinWatch, type WatchableEtcd } from './watch-hub.js';
+import { type HubSettings, joinWatch, type WatchableEtcd } from './watch-hub.js';
 
 export { EtcdWatchError } from './watch-hub.js';
 
@@ -30,52 +31,16 @@ export interface EtcdInstancerOptions {
   /** Default: the client's logger. Unreadable values are logged at `warn` with `{ key, codec, reason }`. */
   logger?: Logger;
   /**
-   * Retry timing while etcd fails: exponential from `initialMs` (default 100) by `multiplier` (2) up to `maxMs`
-   * (10 000), each delay reduced by up to `jitter` (0.5) × itself at random.
+   * Retry timing while etcd fails (the same shape as the registrar's): exponential from `initialMs` (default 100)
+   * by `factor` (2) up to `maxMs` (10 000), each delay a random time in `[d × (1 − jitter), d]` (jitter 0.5).
    */
   backoff?: BackoffOptions;
   /** Time source for the retry timers. Default `systemClock`. */
   clock?: Clock;
 }
 
-const DEFAULT_BACKOFF: Required<BackoffOptions> = Object.freeze({
-  initialMs: 100,
-  maxMs: 10_000,
-  multiplier: 2,
-  jitter: 0.5,
-});
-
-function validBackoff(backoff: BackoffOptions | undefined): Required<BackoffOptions> {
-  if (backoff === undefined) return DEFAULT_BACKOFF;
-  if (backoff === null || typeof backoff !== 'object') {
-    throw new TypeError(`EtcdInstancer: backoff must be an object, got ${describeValue(backoff)}`);
-  }
-  const out = { ...DEFAULT_BACKOFF, ...backoff };
-  const positive = (name: keyof BackoffOptions, v: number): void => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      throw new TypeError(
-        `EtcdInstancer: backoff.${name} must be a positive number, got ${describeValue(v)}`,
-      );
-    }
-  };
-  positive('initialMs', out.initialMs);
-  positive('maxMs', out.maxMs);
-  positive('multiplier', out.multiplier);
-  if (out.maxMs < out.initialMs) {
-    throw new TypeError(
-      `EtcdInstancer: backoff.maxMs (${out.maxMs}) is below backoff.initialMs (${out.initialMs})`,
-    );
-  }
-  if (out.multiplier < 1) {
-    throw new TypeError(`EtcdInstancer: backoff.multiplier must be >= 1, got ${out.multiplier}`);
-  }
-  if (typeof out.jitter !== 'number' || !(out.jitter >= 0 && out.jitter <= 1)) {
-    throw new TypeError(
-      `EtcdInstancer: backoff.jitter must be between 0 and 1, got ${describeValue(out.jitter)}`,
-    );
-  }
-  return Object.freeze(out);
-}
+/** The instancer's default `backoff.maxMs`: a watch retries up to every 10 s while etcd fails. */
+const WATCH_MAX_BACKOFF_MS = 10_000;
 
 /**
  * go-kit's etcdv3 Instancer, done incrementally: follows every key under `prefix` and emits the instances their
@@ -154,7 +119,7 @@ export class EtcdInstancer implements Instancer {
     if (codec === null || typeof codec !== 'object' || typeof codec.decode !== 'function') {
       throw new TypeError(`EtcdInstancer: codec must be a Codec (see codecs), got ${describeValue(codec)}`);
     }
-    const backoff = validBackoff(options.backoff);
+    const backoff = createBackoff(options.backoff, 'EtcdInstancer', WATCH_MAX_BACKOFF_MS);
     const logger = options.logger ?? client.logger ?? silentLogger;
     const clock = options.clock ?? systemClock;
 
@@ -163,7 +128,7 @@ export class EtcdInstancer implements Instancer {
     this.events$ = this.#cache.events$;
 
     const cache = this.#cache;
-    const settings: HubSettings = { logger, clock, backoff, readPageSize: 5000, random: Math.random };
+    const settings: HubSettings = { logger, clock, backoff, readPageSize: 5000 };
     this.#leave = joinWatch(etcd, prefix, settings, {
       reset(entries) {
         const list: Instance[] = [];

@@ -8,8 +8,8 @@
  * @module
  */
 import type { Clock, Logger } from '@sdkit/sd-core';
+import { type Backoff, retryWithin } from './backoff.js';
 import type { KeepAliveStream, LeaseBackend } from './lease-backend.js';
-import { type Backoff, retryWithin } from './lease-backoff.js';
 
 /** Someone whose keys live on a {@link LeaseKeeper}'s lease. Callbacks must not throw (errors are logged). */
 export interface LeaseHolder {

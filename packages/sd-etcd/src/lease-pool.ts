@@ -4,9 +4,9 @@
  * @module
  */
 import { type Clock, type Logger, silentLogger, systemClock } from '@sdkit/sd-core';
+import { type BackoffOptions, createBackoff } from './backoff.js';
 import type { EtcdClient } from './client.js';
 import { etcd3LeaseBackend, type LeaseBackend } from './lease-backend.js';
-import { type BackoffOptions, createBackoff } from './lease-backoff.js';
 import { type LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 
 /**

@@ -3,6 +3,7 @@ import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
 import { EtcdPermissionDeniedError, type Namespace } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { createBackoff } from './backoff.js';
 import type { EtcdClient } from './client.js';
 import { codecs } from './codecs.js';
 import {
@@ -12,7 +13,6 @@ import {
   type LeaseBackend,
   MAX_CALLS_IN_FLIGHT,
 } from './lease-backend.js';
-import { createBackoff } from './lease-backoff.js';
 import { type LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 import { EtcdLeasePool, leaseBackendOverride } from './lease-pool.js';
 import { EtcdAccessDeniedError, EtcdRegistrar, type EtcdRegistrarOptions } from './registrar.js';

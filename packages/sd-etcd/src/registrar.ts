@@ -8,11 +8,11 @@ import {
   systemClock,
 } from '@sdkit/sd-core';
 import { type Observable, ReplaySubject } from 'rxjs';
+import { type Backoff, type BackoffOptions, createBackoff, retryWithin } from './backoff.js';
 import { DEFAULT_MAX_REQUEST_BYTES, type EtcdClient } from './client.js';
 import { type Codec, clip, codecs } from './codecs.js';
 import { describeValue } from './describe-value.js';
 import type { LeaseBackend } from './lease-backend.js';
-import { type Backoff, type BackoffOptions, createBackoff, retryWithin } from './lease-backoff.js';
 import type { LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 import { EtcdLeasePool } from './lease-pool.js';
 

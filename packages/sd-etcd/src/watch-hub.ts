@@ -19,6 +19,7 @@ import type {
   IWatchRequest,
   IWatchResponse,
 } from 'etcd3';
+import type { Backoff } from './backoff.js';
 import { clip, MAX_LOGGED_KEY_LENGTH } from './codecs.js';
 
 /** The parts of an etcd3 `Namespace` the hub uses (both are public readonly fields of `Namespace`). */
@@ -50,27 +51,14 @@ export interface WatchListener {
   error(error: Error): void;
 }
 
-/** Retry timing (exponential, with jitter, capped). */
-export interface BackoffOptions {
-  /** First retry delay in ms. Default 100. */
-  readonly initialMs?: number;
-  /** Largest delay in ms. Default 10 000. */
-  readonly maxMs?: number;
-  /** Growth factor per consecutive failure. Default 2. */
-  readonly multiplier?: number;
-  /** Fraction of each delay that is random, 0…1 (delay × (1 − jitter × random)). Default 0.5. */
-  readonly jitter?: number;
-}
-
 /** Settings of a hub; taken from the first member, shared by all. */
 export interface HubSettings {
   readonly logger: Logger;
   readonly clock: Clock;
-  readonly backoff: Required<BackoffOptions>;
+  /** Retry timing while etcd fails. */
+  readonly backoff: Backoff;
   /** Keys per page of the ranged read (pages are read at one revision). */
   readonly readPageSize: number;
-  /** Random source for the jitter (tests pass a fixed one). */
-  readonly random: () => number;
 }
 
 /** Error reported while etcd is failing; `cause` is the underlying etcd3/gRPC error. */
@@ -476,9 +464,7 @@ class WatchHub {
     this.#dropStream();
     this.#cancelTimer?.();
     this.#phase = 'waiting';
-    const { initialMs, maxMs, multiplier, jitter } = this.#settings.backoff;
-    const base = Math.min(maxMs, initialMs * multiplier ** this.#attempt);
-    const delay = base * (1 - jitter * this.#settings.random());
+    const delay = this.#settings.backoff.delay(this.#attempt);
     this.#attempt++;
     this.#cancelTimer = this.#settings.clock.setTimeout(() => {
       this.#cancelTimer = undefined;

@@ -1,0 +1,123 @@
+/**
+ * Exponential backoff with jitter: the one retry timing of the instancer's watch, the lease keeper and the
+ * registrar, and {@link retryWithin} for calls worth retrying until a deadline.
+ * @module
+ */
+import type { Clock } from '@sdkit/sd-core';
+import { describeValue } from './describe-value.js';
+
+/**
+ * Retry timing, the same shape for every sdkit etcd component (`EtcdInstancer`, `EtcdRegistrar`,
+ * `EtcdLeasePool`): attempt `n` (0-based) waits `d × (1 − jitter + jitter × random())` where
+ * `d = min(maxMs, initialMs × factor^n)` — a random time in `[d × (1 − jitter), d]`. The default jitter, 0.5,
+ * is "equal jitter": never zero, never in lock-step with other processes that failed at the same moment.
+ */
+export interface BackoffOptions {
+  /** Delay bound of the first retry, in ms. Default 100. Must be > 0. */
+  readonly initialMs?: number;
+  /**
+   * Upper bound of any delay, in ms. Must be >= `initialMs`. Default: 10 000 for the instancer's watch, 5 000 for
+   * registrations and leases (or `initialMs` if that is larger).
+   */
+  readonly maxMs?: number;
+  /** Growth per failed attempt. Default 2. Must be >= 1. */
+  readonly factor?: number;
+  /** Share of each delay that is random, 0 … 1. Default 0.5. 0 makes delays exact (tests). */
+  readonly jitter?: number;
+  /** Source of randomness in `[0, 1)`, injectable for tests. Default `Math.random`. */
+  readonly random?: () => number;
+}
+
+/** A validated {@link BackoffOptions}: `delay(attempt)` gives the wait before retry number `attempt` (0-based). */
+export interface Backoff {
+  delay(attempt: number): number;
+}
+
+/** Defaults used when an option is left out (`maxMs` differs per component; this is the registrations' one). */
+export const DEFAULT_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 5000, factor: 2, jitter: 0.5 });
+
+/**
+ * Validates `options` (TypeError naming the bad value, prefixed with `where`, e.g. `'EtcdRegistrar'`) and returns
+ * the delay function. `defaultMaxMs` is the component's default for `maxMs`.
+ */
+export function createBackoff(
+  options: BackoffOptions | undefined,
+  where: string,
+  defaultMaxMs: number = DEFAULT_BACKOFF.maxMs,
+): Backoff {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TypeError(`${where}: backoff must be an object, got ${describeValue(options)}`);
+  }
+  if (options && 'multiplier' in options) {
+    throw new TypeError(`${where}: backoff.multiplier is now called backoff.factor`);
+  }
+  const initialMs = options?.initialMs ?? DEFAULT_BACKOFF.initialMs;
+  const maxMs = options?.maxMs ?? Math.max(defaultMaxMs, typeof initialMs === 'number' ? initialMs : 0);
+  const factor = options?.factor ?? DEFAULT_BACKOFF.factor;
+  const jitter = options?.jitter ?? DEFAULT_BACKOFF.jitter;
+  const random = options?.random ?? Math.random;
+  if (typeof initialMs !== 'number' || !Number.isFinite(initialMs) || initialMs <= 0) {
+    throw new TypeError(
+      `${where}: backoff.initialMs must be a finite number > 0, got ${describeValue(initialMs)}`,
+    );
+  }
+  if (typeof maxMs !== 'number' || !Number.isFinite(maxMs) || maxMs < initialMs) {
+    throw new TypeError(
+      `${where}: backoff.maxMs must be a finite number >= initialMs (${initialMs}), got ${describeValue(maxMs)}`,
+    );
+  }
+  if (typeof factor !== 'number' || !Number.isFinite(factor) || factor < 1) {
+    throw new TypeError(
+      `${where}: backoff.factor must be a finite number >= 1, got ${describeValue(factor)}`,
+    );
+  }
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
+    throw new TypeError(`${where}: backoff.jitter must be between 0 and 1, got ${describeValue(jitter)}`);
+  }
+  if (typeof random !== 'function') {
+    throw new TypeError(`${where}: backoff.random must be a function, got ${describeValue(random)}`);
+  }
+  return {
+    delay(attempt: number): number {
+      const ceiling = Math.min(maxMs, initialMs * factor ** Math.max(0, attempt));
+      const r = Math.min(Math.max(random(), 0), 1);
+      return ceiling * (1 - jitter + jitter * r);
+    },
+  };
+}
+
+/** Options of {@link retryWithin}. */
+export interface RetryWithinOptions {
+  /** Time source for the waits and the budget. */
+  readonly clock: Clock;
+  /** Wait after the n-th failure (0-based). */
+  readonly backoff: Backoff;
+  /** No try starts later than this many ms after the first one. */
+  readonly budgetMs: number;
+  /** Errors not worth another try (permission denied, client closed): rejected with at once. */
+  readonly isFinal: (error: unknown) => boolean;
+  /** Called before each wait, with the error and the wait in ms (for logging). */
+  readonly onRetry?: (error: unknown, waitMs: number) => void;
+}
+
+/**
+ * Calls `attempt` until it resolves. After a failure it waits `backoff.delay(n)` on `clock` and tries again —
+ * unless `isFinal(error)`, or the next try would start more than `budgetMs` after the first; then it rejects with
+ * that last error. For calls whose failure is usually passing (etcd's "too many requests" under a burst, a
+ * leader election, a dropped connection) and which are pointless after a deadline (a key that has expired by
+ * itself needs no delete).
+ */
+export async function retryWithin<T>(attempt: () => Promise<T>, options: RetryWithinOptions): Promise<T> {
+  const { clock, backoff, budgetMs, isFinal, onRetry } = options;
+  const started = clock.now();
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const wait = backoff.delay(n);
+      if (isFinal(error) || clock.now() + wait - started > budgetMs) throw error;
+      onRetry?.(error, wait);
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, wait));
+    }
+  }
+}
