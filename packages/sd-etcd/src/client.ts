@@ -8,7 +8,7 @@ import {
   isRecoverableError,
   type Namespace,
 } from 'etcd3';
-import { describeValue } from './describe-value.js';
+import { describeValue, errorText } from './describe-value.js';
 
 /**
  * PEM material for {@link EtcdClientOptions.tls}: a `Buffer` is the PEM contents; a `string` is the PEM contents
@@ -327,11 +327,6 @@ function defaultFaultHandling(clock: Clock, overrides: IOptions['faultHandling']
 
 function isBrokenCircuit(err: unknown): boolean {
   return err instanceof Error && 'isBrokenCircuitError' in err;
-}
-
-function errorText(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
 }
 
 /**

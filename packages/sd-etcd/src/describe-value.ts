@@ -8,3 +8,13 @@ export function describeValue(value: unknown): string {
   if (value === null || typeof value !== 'object') return String(value);
   return Array.isArray(value) ? 'an array' : 'an object';
 }
+
+/**
+ * The message of an error caught from etcd3/grpc-js, to quote in one of ours: `message` (or `String(err)`), cut
+ * to 400 characters so a pathological answer cannot flood a log line.
+ * @internal
+ */
+export function errorText(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
+}

@@ -11,7 +11,7 @@ import { type Observable, ReplaySubject } from 'rxjs';
 import { type Backoff, type BackoffOptions, createBackoff, retryWithin } from './backoff.js';
 import { DEFAULT_MAX_REQUEST_BYTES, type EtcdClient } from './client.js';
 import { type Codec, clip, codecs } from './codecs.js';
-import { describeValue } from './describe-value.js';
+import { describeValue, errorText } from './describe-value.js';
 import type { LeaseBackend } from './lease-backend.js';
 import type { LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 import { EtcdLeasePool } from './lease-pool.js';
@@ -136,10 +136,6 @@ function checkRequestSize(client: EtcdClient, namespace: string, key: string, va
       `(the client's maxRequestBytes, which must match etcd's --max-request-bytes); nothing was written. ` +
       'Store less (e.g. move large metadata elsewhere) or raise both limits',
   );
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 interface Deferred {
