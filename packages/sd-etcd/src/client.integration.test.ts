@@ -1,6 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { recordingLogger } from '@sdkit/sd-core/testing';
-import { type EtcdServer, eventually, freePort, makeCertificates, startEtcd } from '@sdkit/test-harness';
+import {
+  type Certificates,
+  type EtcdServer,
+  eventually,
+  freePort,
+  startEtcd,
+  startTlsEtcdPair,
+  type TlsEtcdPair,
+} from '@sdkit/test-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient, EtcdClientError } from './client.js';
 
@@ -137,21 +145,15 @@ describe('createEtcdClient with etcd auth', () => {
 });
 
 describe('createEtcdClient over TLS', () => {
-  let certs: Awaited<ReturnType<typeof makeCertificates>>;
+  let pair: TlsEtcdPair;
+  let certs: Certificates;
   let tlsServer: EtcdServer;
   let mtlsServer: EtcdServer;
   beforeAll(async () => {
-    certs = await makeCertificates();
-    const tls = { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile };
-    [tlsServer, mtlsServer] = await Promise.all([
-      startEtcd({ name: 'client-tls', tls }),
-      startEtcd({ name: 'client-mtls', tls: { ...tls, clientCertAuth: true } }),
-    ]);
+    pair = await startTlsEtcdPair('client');
+    ({ certs, tls: tlsServer, mtls: mtlsServer } = pair);
   });
-  afterAll(async () => {
-    await Promise.all([tlsServer?.close(), mtlsServer?.close()]);
-    await certs?.close();
-  });
+  afterAll(() => pair?.close());
 
   it('works with the right CA (given as a path) over https', async () => {
     expect(tlsServer.endpoints[0]).toMatch(/^https:\/\//);

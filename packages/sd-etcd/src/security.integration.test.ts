@@ -11,8 +11,9 @@ import {
   type Certificates,
   type EtcdServer,
   eventually,
-  makeCertificates,
   startEtcd,
+  startTlsEtcdPair,
+  type TlsEtcdPair,
   waitFor,
 } from '@sdkit/test-harness';
 import pino from 'pino';
@@ -170,24 +171,18 @@ async function roundTrip(c: EtcdClient, prefix: string, logger: pino.Logger): Pr
 // --- TLS ----------------------------------------------------------------------------------------------------------
 
 describe('TLS with a private CA, and mutual TLS', () => {
+  let pair: TlsEtcdPair;
   let certs: Certificates;
   let tlsServer: EtcdServer;
   let mtlsServer: EtcdServer;
   beforeAll(async () => {
-    certs = await makeCertificates();
+    pair = await startTlsEtcdPair('sec');
+    ({ certs, tls: tlsServer, mtls: mtlsServer } = pair);
     for (const file of [certs.clientKeyFile, certs.otherClientKeyFile, certs.serverKeyFile]) {
       addPemSecret(await readFile(file, 'utf8'), `the private key in ${file}`);
     }
-    const tls = { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile };
-    [tlsServer, mtlsServer] = await Promise.all([
-      startEtcd({ name: 'sec-tls', tls }),
-      startEtcd({ name: 'sec-mtls', tls: { ...tls, clientCertAuth: true } }),
-    ]);
   });
-  afterAll(async () => {
-    await Promise.all([tlsServer?.close(), mtlsServer?.close()]);
-    await certs?.close();
-  });
+  afterAll(() => pair?.close());
 
   it('TLS (server verified against the private CA): register, see it in the instancer, deregister', async () => {
     const { logger } = capturePino();

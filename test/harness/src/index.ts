@@ -16,4 +16,5 @@ export {
 export { freePort } from './ports.js';
 export { type ProxyMode, TcpProxy } from './tcp-proxy.js';
 export { type Certificates, makeCertificates } from './tls.js';
+export { startTlsEtcdPair, type TlsEtcdPair } from './tls-etcd-pair.js';
 export { DEFAULT_WAIT_MS, describeValue, eventually, type SubscribableLike, waitFor } from './wait.js';
