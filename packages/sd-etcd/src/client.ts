@@ -36,7 +36,8 @@ export interface EtcdClientOptions {
   /**
    * Bound, in ms, for the first round-trip: `createEtcdClient` (and {@link EtcdClient.ready}) reject if etcd has
    * not answered within it. Default 3000. (etcd3's own `dialTimeout` option is ignored by etcd3; this implements
-   * it.)
+   * it.) With a single endpoint, a TLS failure (etcd's certificate not trusted, our client certificate refused,
+   * no TLS on the port) rejects at once instead: it will not pass by waiting.
    */
   dialTimeoutMs?: number;
   /**
@@ -570,6 +571,19 @@ class Client implements EtcdClient {
                   'authentication-failed',
                   `etcd at ${where} rejected the credentials of user ${JSON.stringify(this.username ?? '')}: ` +
                     'wrong username or password',
+                  { cause: err },
+                ),
+              );
+              return;
+            }
+            const tls = tlsHint(err);
+            if (tls !== '' && this.endpoints.length === 1) {
+              // A certificate etcd or we refuse is not a passing failure: say so now, not after dialTimeoutMs.
+              // (With several endpoints another one may still answer.)
+              settle(
+                new EtcdClientError(
+                  'unreachable',
+                  `could not reach etcd at ${where}: ${errorText(err).replace(/\s*Resolution note:\s*$/, '')}${tls}`,
                   { cause: err },
                 ),
               );

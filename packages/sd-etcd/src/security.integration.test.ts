@@ -251,7 +251,8 @@ describe('TLS with a private CA, and mutual TLS', () => {
 
   it('fails clearly at createEtcdClient: wrong CA, no client certificate, a client certificate of another CA', async () => {
     const { logger } = capturePino();
-    const dialTimeoutMs = 1000;
+    // Long on purpose: TLS failures must not wait for it (the test would time out if they did).
+    const dialTimeoutMs = 60_000;
     const [wrongCa, noCert, foreignCert] = await Promise.all([
       rejectionOf(
         createEtcdClient({
@@ -287,12 +288,10 @@ describe('TLS with a private CA, and mutual TLS', () => {
     ]);
     for (const { error, ms } of [wrongCa, noCert, foreignCert]) {
       expect(error.reason).toBe('unreachable');
-      expect(ms).toBeLessThan(dialTimeoutMs + 1000);
       expect(error.message).not.toMatch(/Resolution note/);
+      expect(error.message).not.toMatch(/within \d+ ms/);
     }
-    expect(wrongCa.error.message).toContain(
-      `could not reach etcd at ${tlsServer.endpoints[0]} within 1000 ms: `,
-    );
+    expect(wrongCa.error.message).toContain(`could not reach etcd at ${tlsServer.endpoints[0]}: `);
     expect(wrongCa.error.message).toMatch(/unable to verify the first certificate/);
     expect(wrongCa.error.message).toMatch(
       /\(TLS: etcd's server certificate is not signed by the CA given as tls\.ca/,
@@ -300,7 +299,7 @@ describe('TLS with a private CA, and mutual TLS', () => {
     const refused =
       /\(TLS: etcd refused the client certificate: none was given, or it is not signed by a CA in etcd's --trusted-ca-file/;
     for (const { error } of [noCert, foreignCert]) {
-      expect(error.message).toContain(`could not reach etcd at ${mtlsServer.endpoints[0]} within 1000 ms: `);
+      expect(error.message).toContain(`could not reach etcd at ${mtlsServer.endpoints[0]}: `);
       expect(error.message).toMatch(/alert bad certificate/);
       expect(error.message).toMatch(refused);
     }
