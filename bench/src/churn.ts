@@ -19,6 +19,8 @@ import type { InstancerEvent } from '@sdkit/sd-core';
 import { EtcdInstancer } from '@sdkit/sd-etcd';
 import type { ChurnLoad, ChurnLoadDone } from './churn-writer.worker.js';
 import type { BenchEtcd } from './etcd-env.js';
+import { heapAfterGc } from './measure.js';
+import { deferred } from './workload.js';
 
 /** Result of the churn benchmark. */
 export interface ChurnResult {
@@ -56,12 +58,8 @@ export interface ChurnResult {
   readonly retainedHeapMiB: number;
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
 function heapMiB(): number {
-  if (!gc) return Number.NaN;
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed / 2 ** 20;
+  return heapAfterGc(2) / 2 ** 20;
 }
 
 /** Who follows the prefix during a churn run: sdkit's `EtcdInstancer`, or the floor (a bare etcd3 watch). */
@@ -80,15 +78,6 @@ interface Follower {
   /** The follower's set, key → address. */
   final(): Map<string, string>;
   close(): Promise<void>;
-}
-
-/** A promise with its resolver (Node 20 has no `Promise.withResolvers`). */
-function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 /** Called by a follower the moment it applies the sentinel (before it reads the clock). */

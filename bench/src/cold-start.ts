@@ -8,9 +8,7 @@
 import type { InstancerEvent } from '@sdkit/sd-core';
 import { EtcdInstancer } from '@sdkit/sd-etcd';
 import { type BenchEtcd, msSince } from './etcd-env.js';
-import { median } from './measure.js';
-
-const gc = (globalThis as { gc?: () => void }).gc;
+import { collectGarbage, median } from './measure.js';
 
 /** Result of the cold-start benchmark. */
 export interface ColdStartResult {
@@ -35,14 +33,14 @@ export async function benchColdStart(
   const sdkit: number[] = [];
   const floor: number[] = [];
   for (let r = 0; r < runs; r++) {
-    gc?.();
+    collectGarbage();
     const t0 = process.hrtime.bigint();
     const all = await raw.getAll().prefix(prefix).strings();
     floor.push(msSince(t0));
     if (Object.keys(all).length !== instances) {
       throw new Error(`cold start: ${Object.keys(all).length} keys under ${prefix}, expected ${instances}`);
     }
-    gc?.(); // the read's garbage is not the instancer's to collect
+    collectGarbage(); // the read's garbage is not the instancer's to collect
     const t1 = process.hrtime.bigint();
     const instancer = new EtcdInstancer(client, { prefix });
     const first = await new Promise<InstancerEvent>((resolve) => {

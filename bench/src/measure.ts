@@ -5,6 +5,18 @@ const gc = (globalThis as { gc?: () => void }).gc;
 /** Whether allocation can be measured (node was started with --expose-gc). */
 export const canMeasureAllocation = typeof gc === 'function';
 
+/** A full GC when node runs with --expose-gc; nothing otherwise. */
+export function collectGarbage(): void {
+  gc?.();
+}
+
+/** `heapUsed` in bytes after `passes` full GCs; NaN without --expose-gc. */
+export function heapAfterGc(passes: number): number {
+  if (!gc) return Number.NaN;
+  for (let i = 0; i < passes; i++) gc();
+  return process.memoryUsage().heapUsed;
+}
+
 /** Median of a list of numbers. */
 export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);

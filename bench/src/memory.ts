@@ -8,7 +8,7 @@
 import { roundRobin } from '@sdkit/lb';
 import { endpointer, type Instance } from '@sdkit/sd-core';
 import { FakeInstancer } from '@sdkit/sd-core/testing';
-import { consume } from './measure.js';
+import { consume, heapAfterGc } from './measure.js';
 import { addressOf, keyOf } from './workload.js';
 
 /** Result of the memory benchmark. */
@@ -23,23 +23,15 @@ export interface MemoryResult {
   readonly totalBytesPerInstance: number;
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
-
-function heapAfterGc(): number {
-  if (!gc) return Number.NaN;
-  for (let i = 0; i < 3; i++) gc();
-  return process.memoryUsage().heapUsed;
-}
-
 const noop = async (x: unknown) => x;
 
 export async function benchMemory(n: number): Promise<MemoryResult> {
-  const h0 = heapAfterGc();
+  const h0 = heapAfterGc(3);
   const list: Instance[] = [];
   for (let i = 0; i < n; i++) list.push({ key: keyOf('/services/bench/', i), address: addressOf(i) });
   const instancer = new FakeInstancer(list);
   list.length = 0;
-  const h1 = heapAfterGc();
+  const h1 = heapAfterGc(3);
   const eps = endpointer(instancer, () => ({ endpoint: noop }));
   const balancer = roundRobin(eps);
   // The factory is synchronous; still, let any microtask publication settle.
@@ -47,7 +39,7 @@ export async function benchMemory(n: number): Promise<MemoryResult> {
   if (eps.endpoints().length !== n)
     throw new Error(`memory bench: ${eps.endpoints().length} endpoints, not ${n}`);
   consume(balancer.endpoint());
-  const h2 = heapAfterGc();
+  const h2 = heapAfterGc(3);
   consume([instancer, eps, balancer]);
   await eps.close();
   instancer.stop();

@@ -11,7 +11,8 @@ import type { InstancerEvent } from '@sdkit/sd-core';
 import { type EtcdClient, EtcdInstancer } from '@sdkit/sd-etcd';
 import type { Etcd3, Watcher } from 'etcd3';
 import { type BenchEtcd, msSince, percentile, populate } from './etcd-env.js';
-import { addressOf, keyOf } from './workload.js';
+import { collectGarbage } from './measure.js';
+import { addressOf, deferred, keyOf } from './workload.js';
 
 /** Latency summary in ms. */
 export interface Latency {
@@ -64,21 +65,18 @@ class Waiting {
 async function sdkitProbe(client: EtcdClient, prefix: string, initial: number): Promise<Probe> {
   const instancer = new EtcdInstancer(client, { prefix });
   const w = new Waiting();
-  let ready: () => void;
-  const readyP = new Promise<void>((r) => {
-    ready = r;
-  });
+  const ready = deferred<void>();
   let isReady = false;
   const sub = instancer.events$.subscribe((event: InstancerEvent) => {
     // Reading `instances` builds the whole array: do it only until the prefix is loaded.
     if (!isReady && event.instances.length >= initial) {
       isReady = true;
-      ready();
+      ready.resolve();
     }
     if (w.key === undefined || !event.changes) return;
     for (const inst of event.changes.added) if (inst.key === w.key) return w.seen();
   });
-  await readyP;
+  await ready.promise;
   return {
     expect: (key) => w.expect(key),
     async close() {
@@ -128,8 +126,6 @@ async function baselineProbe(raw: Etcd3, prefix: string): Promise<Probe> {
   };
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
-
 /** The watchers compared, and the order of their first blocks. */
 const WATCHERS = ['sdkit', 'floor', 'baseline'] as const;
 type WatcherKind = (typeof WATCHERS)[number];
@@ -177,7 +173,7 @@ export async function benchPropagation(
         const probe = await open(kind, prefix, n);
         // Collect what opening left behind (a 100 000-key read makes ≈ 100 MB of garbage) before measuring, so
         // no watcher's block pays for its start-up.
-        gc?.();
+        collectGarbage();
         for (let i = 0; i < WARMUP + block; i++) {
           const key = keyOf(prefix, next);
           const seen = probe.expect(key);

@@ -7,7 +7,7 @@
 import type { InstancerEvent } from '@sdkit/sd-core';
 import { EtcdInstancer, EtcdRegistrar } from '@sdkit/sd-etcd';
 import { type BenchEtcd, msSince } from './etcd-env.js';
-import { addressOf, keyOf } from './workload.js';
+import { addressOf, deferred, keyOf } from './workload.js';
 
 /** Result of the registration benchmark. */
 export interface RegistrationResult {
@@ -67,12 +67,9 @@ export async function benchRegistration(
   const ttlSeconds = 10;
   const watchClient = await env.sdkit();
   const instancer = new EtcdInstancer(watchClient, { prefix });
-  let resolveAll: (t: bigint) => void;
-  const allVisible = new Promise<bigint>((r) => {
-    resolveAll = r;
-  });
+  const allVisible = deferred<bigint>();
   const sub = instancer.events$.subscribe((e: InstancerEvent) => {
-    if (e.instances.length >= count) resolveAll(process.hrtime.bigint());
+    if (e.instances.length >= count) allVisible.resolve(process.hrtime.bigint());
   });
   const leasesBefore = await leaseCount(env);
 
@@ -84,7 +81,7 @@ export async function benchRegistration(
   const t0 = process.hrtime.bigint();
   await Promise.all(registrars.map((r) => r.register()));
   const allRegisteredMs = msSince(t0);
-  const allVisibleMs = Number((await allVisible) - t0) / 1e6;
+  const allVisibleMs = Number((await allVisible.promise) - t0) / 1e6;
   const leases = (await leaseCount(env)) - leasesBefore;
 
   const endpoint = env.server.endpoints[0]!;

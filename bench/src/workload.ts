@@ -1,4 +1,7 @@
-/** The etcd workloads' keys and values, and a concurrency limiter (no etcd client: worker threads load it). */
+/**
+ * The etcd workloads' keys and values, a concurrency limiter and a promise with its resolver (no etcd client:
+ * worker threads load it).
+ */
 
 /** A go-kit style value (the instance address) for instance `i`. */
 export function addressOf(i: number, salt = 0): string {
@@ -17,4 +20,13 @@ export async function bounded(limit: number, count: number, task: (i: number) =>
     while (next < count) await task(next++);
   };
   await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+}
+
+/** A promise with its resolver (Node 20 has no `Promise.withResolvers`). */
+export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }
