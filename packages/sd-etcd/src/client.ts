@@ -355,6 +355,11 @@ function tlsHint(err: unknown): string {
   return '';
 }
 
+/** Why a round-trip failed, for an `'unreachable'` message: grpc-js's text (without its trailing empty "Resolution note:") plus the plain-words {@link tlsHint}. */
+function unreachableCause(err: unknown): string {
+  return `${errorText(err).replace(/\s*Resolution note:\s*$/, '')}${tlsHint(err)}`;
+}
+
 /** Default of {@link EtcdClientOptions.keepAlive}. */
 export const DEFAULT_KEEPALIVE = Object.freeze({ timeMs: 10_000, timeoutMs: 5_000 });
 
@@ -520,10 +525,7 @@ class Client implements EtcdClient {
         }
       };
       const cancelTimeout = this.clock.setTimeout(() => {
-        const last =
-          lastError === undefined
-            ? ''
-            : `: ${errorText(lastError).replace(/\s*Resolution note:\s*$/, '')}${tlsHint(lastError)}`;
+        const last = lastError === undefined ? '' : `: ${unreachableCause(lastError)}`;
         settle(
           new EtcdClientError(
             'unreachable',
@@ -576,14 +578,13 @@ class Client implements EtcdClient {
               );
               return;
             }
-            const tls = tlsHint(err);
-            if (tls !== '' && this.endpoints.length === 1) {
+            if (tlsHint(err) !== '' && this.endpoints.length === 1) {
               // A certificate etcd or we refuse is not a passing failure: say so now, not after dialTimeoutMs.
               // (With several endpoints another one may still answer.)
               settle(
                 new EtcdClientError(
                   'unreachable',
-                  `could not reach etcd at ${where}: ${errorText(err).replace(/\s*Resolution note:\s*$/, '')}${tls}`,
+                  `could not reach etcd at ${where}: ${unreachableCause(err)}`,
                   { cause: err },
                 ),
               );

@@ -251,8 +251,8 @@ describe('TLS with a private CA, and mutual TLS', () => {
 
   it('fails clearly at createEtcdClient: wrong CA, no client certificate, a client certificate of another CA', async () => {
     const { logger } = capturePino();
-    // Long on purpose: TLS failures must not wait for it (the test would time out if they did).
-    const dialTimeoutMs = 60_000;
+    // Long on purpose: a TLS failure must reject before it, from the first answer (not "within N ms").
+    const dialTimeoutMs = 10_000;
     const [wrongCa, noCert, foreignCert] = await Promise.all([
       rejectionOf(
         createEtcdClient({
@@ -288,6 +288,7 @@ describe('TLS with a private CA, and mutual TLS', () => {
     ]);
     for (const { error, ms } of [wrongCa, noCert, foreignCert]) {
       expect(error.reason).toBe('unreachable');
+      expect(ms).toBeLessThan(dialTimeoutMs);
       expect(error.message).not.toMatch(/Resolution note/);
       expect(error.message).not.toMatch(/within \d+ ms/);
     }
