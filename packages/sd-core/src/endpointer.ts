@@ -1,6 +1,9 @@
 import { defer, type Observable, ReplaySubject, type Subscription } from 'rxjs';
 import { compareKeys } from './btree.js';
+import { holdUntilSettled } from './hold-process.js';
 import { sameInstance } from './instance-cache.js';
+import { assertKnownOptions } from './known-options.js';
+import { ReadyLatch } from './ready-latch.js';
 import {
   type Clock,
   type Endpoint,
@@ -39,6 +42,8 @@ export interface EndpointerOptions {
    */
   readonly clock?: Clock;
 }
+
+const ENDPOINTER_OPTIONS = ['invalidateOnErrorMs', 'logger', 'closeTimeoutMs', 'clock'] as const;
 
 /** Default of {@link EndpointerOptions.closeTimeoutMs}. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -87,6 +92,11 @@ export function endpointer<Req = unknown, Res = unknown>(
   }
   if (typeof factory !== 'function') {
     throw new TypeError(`endpointer: factory must be a function, got ${describe(factory)}`);
+  }
+  if (typeof options === 'object' && options !== null) {
+    assertKnownOptions('endpointer', options, ENDPOINTER_OPTIONS, {
+      invalidateOnError: 'invalidateOnErrorMs',
+    });
   }
   const { invalidateOnErrorMs, closeTimeoutMs, logger, clock } = options;
   if (logger !== undefined && typeof logger?.warn !== 'function') {
@@ -168,6 +178,12 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
   #subscription: Subscription | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Opens once the first event is applied and an endpoint is ready or no factory is running (see `ready()`). */
+  readonly #ready = new ReadyLatch();
+  /** Whether the instancer delivered an event (or completed) yet. */
+  #heard = false;
+  /** The last factory failure, for {@link emptyReason}. */
+  #lastFactoryError: { key: string; err: unknown } | undefined;
 
   // A subscriber first brings the replayed snapshot up to date: with nobody subscribed, changes are not published
   // (building the array is O(n)), only recorded in `#dirty`.
@@ -186,6 +202,11 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
     const subscription = instancer.events$.subscribe({
       next: (event) => this.#onEvent(event),
       error: (err: unknown) => this.#onSourceError(err),
+      complete: () => {
+        // Nothing more will come: a wait for the first set would never end.
+        this.#heard = true;
+        this.#ready.open();
+      },
     });
     if (this.#closed) subscription.unsubscribe();
     else this.#subscription = subscription;
@@ -196,9 +217,38 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
     return this.#built;
   }
 
+  ready(options?: { readonly signal?: AbortSignal }): Promise<void> {
+    return this.#ready.wait(options?.signal);
+  }
+
+  /**
+   * Why `endpoints()` is empty, in words, for {@link NoEndpointsError}-style messages: no event yet, the source's
+   * error, no instances, or factory failures (with the last one). Not meant for the hot path.
+   */
+  emptyReason(): string {
+    if (this.#closed) return 'the endpointer is closed';
+    if (!this.#heard) return 'the instancer has not reported its first set yet';
+    if (this.#invalidated)
+      return 'the instancer kept failing and its endpoints were dropped (invalidateOnErrorMs)';
+    const error = this.#applied?.error ? ` (the instancer reports: ${this.#applied.error.message})` : '';
+    const total = this.#entries.size;
+    if (total === 0) return `the instancer reports no instances${error}`;
+    const pending = this.#pendingFactories.size;
+    const failed = this.#failed.size;
+    const parts: string[] = [];
+    if (failed > 0) {
+      const last = this.#lastFactoryError;
+      const why = last ? `; last, for ${JSON.stringify(last.key)}: ${errorMessage(last.err)}` : '';
+      parts.push(`the factory failed for ${failed} of ${total} instances${why}`);
+    }
+    if (pending > 0) parts.push(`${pending} factory calls still running`);
+    return parts.length > 0 ? `${parts.join('; ')}${error}` : `no endpoint is ready${error}`;
+  }
+
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
+    this.#ready.fail(new Error('endpointer closed before its first set was ready'));
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
     this.#cancelInvalidation?.();
@@ -210,7 +260,8 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
     this.#builtKeys = [];
     this.#completeAfterPublish = true;
     this.#publish();
-    this.#closing = this.#drain();
+    // Held: the wait for factories runs on an unref'd timer, and a caller awaiting close() must see it end.
+    this.#closing = holdUntilSettled(this.#drain());
     return this.#closing;
   }
 
@@ -282,7 +333,15 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
     } finally {
       this.#processing = false;
     }
+    this.#heard = true;
     this.#flush();
+    this.#checkReady();
+  }
+
+  /** Opens `ready()` once the first event is applied and an endpoint is ready or no factory is running. */
+  #checkReady(): void {
+    if (this.#ready.isOpen || !this.#heard || this.#closed) return;
+    if (this.#pendingFactories.size === 0 || this.endpoints().length > 0) this.#ready.open();
   }
 
   #onSourceError(err: unknown): void {
@@ -421,12 +480,19 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
       },
     );
     this.#pendingFactories.set(settled, entry.instance.key);
-    void settled.finally(() => this.#pendingFactories.delete(settled));
+    void settled.finally(() => {
+      this.#pendingFactories.delete(settled);
+      this.#checkReady();
+    });
   }
 
   #settle(entry: Entry<Req, Res>, result: FactoryResult<Req, Res>): void {
     if (typeof (result as Partial<FactoryResult<Req, Res>> | undefined)?.endpoint !== 'function') {
-      const err = new TypeError(`factory returned ${describe(result)}, not { endpoint: function, close? }`);
+      const err = new TypeError(
+        typeof result === 'function'
+          ? 'factory returned a function; return { endpoint: yourFunction } (and optionally close) instead'
+          : `factory returned ${describe(result)}, not { endpoint: function, close? }`,
+      );
       if (entry.state === 'retired') {
         this.#logger.debug(
           { key: entry.instance.key, err },
@@ -449,6 +515,7 @@ class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
   #factoryFailed(entry: Entry<Req, Res>, err: unknown): void {
     entry.state = 'failed';
     this.#failed.add(entry);
+    this.#lastFactoryError = { key: entry.instance.key, err };
     this.#logger.warn(
       { key: entry.instance.key, address: entry.instance.address, err },
       'sdkit endpointer: factory failed; skipping the instance until the next instancer event',
@@ -609,6 +676,10 @@ function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
     value !== null &&
     typeof (value as { then?: unknown }).then === 'function'
   );
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function describe(value: unknown): string {

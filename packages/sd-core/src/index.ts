@@ -6,7 +6,9 @@
 
 export { DEFAULT_CLOSE_TIMEOUT_MS, type EndpointerOptions, endpointer } from './endpointer.js';
 export { FixedInstancer } from './fixed-instancer.js';
+export { holdProcess, holdUntilSettled } from './hold-process.js';
 export { byKey, InstanceCache, type InstanceUpdate, sameInstance } from './instance-cache.js';
+export { assertKnownOptions } from './known-options.js';
 export {
   type MemoryRegistrar,
   type MemoryRegistrarOptions,

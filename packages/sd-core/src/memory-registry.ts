@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import { InstanceCache } from './instance-cache.js';
+import { assertKnownOptions } from './known-options.js';
 import { LatestSubject } from './latest-subject.js';
 import {
   type Clock,
@@ -92,6 +93,9 @@ export class MemoryRegistry implements Disposable {
 
   /** @throws TypeError if `reregisterDelayMs` is negative, NaN or infinite, or `clock`/`logger` is not one. */
   constructor(options: MemoryRegistryOptions = {}) {
+    if (typeof options === 'object' && options !== null) {
+      assertKnownOptions('MemoryRegistry', options, ['clock', 'logger', 'reregisterDelayMs']);
+    }
     const { clock, logger, reregisterDelayMs = 100 } = options;
     if (clock !== undefined && (typeof clock?.setTimeout !== 'function' || typeof clock.now !== 'function')) {
       throw new TypeError('MemoryRegistry: clock must be a Clock (now, setTimeout)');
@@ -194,6 +198,10 @@ export class MemoryRegistry implements Disposable {
         'MemoryRegistry.registrar: expected options { key, address, metadata?, ttlSeconds? }',
       );
     }
+    assertKnownOptions('MemoryRegistry.registrar', options, ['key', 'address', 'metadata', 'ttlSeconds'], {
+      ttl: 'ttlSeconds',
+      ttlMs: 'ttlSeconds',
+    });
     const { key, address, metadata, ttlSeconds } = options;
     const instance = makeInstance('MemoryRegistry.registrar', key, address, metadata);
     if (

@@ -112,6 +112,21 @@ export interface Endpointer<Req = unknown, Res = unknown> extends AsyncDisposabl
   /** Hot; replays the current snapshot to each new subscriber; emits on every change; completes after `close()`. */
   readonly endpoints$: Observable<readonly Endpoint<Req, Res>[]>;
   /**
+   * Resolves once the instancer's first event is applied and either an endpoint is ready or no factory call for
+   * it is still running — from then on `endpoints()` reflects the source (an empty set then means the source
+   * has no usable instance). At once when that already happened, or when the instancer completed without an
+   * event. Rejects if the endpointer is closed first, or with `options.signal`'s reason when it aborts. Keeps the
+   * process alive while pending. `retry` waits for it before a pick finds no endpoint; call it yourself to wait
+   * for the first set without rxjs: `await endpoints.ready()`.
+   */
+  ready(options?: { readonly signal?: AbortSignal }): Promise<void>;
+  /**
+   * Optional: why `endpoints()` is empty right now, in words (no first event yet, the source's error, no
+   * instances, factory failures with the last error…). Balancers put it in their `NoEndpointsError`. Not for the
+   * hot path.
+   */
+  emptyReason?(): string;
+  /**
    * Stops following the instancer (it does not stop the instancer, which it does not own) and closes every
    * endpoint it made. Idempotent. Same as `[Symbol.asyncDispose]()`.
    */

@@ -3,6 +3,7 @@
  * ({@link FakeInstancer}), a clock that moves only when told ({@link FakeClock}), and builders for instances.
  * @packageDocumentation
  */
+export { processHolds } from '../hold-process.js';
 export { FakeClock } from './fake-clock.js';
 export { FakeInstancer } from './fake-instancer.js';
 export { instance, instances } from './instances.js';
