@@ -1,10 +1,14 @@
 import type { Endpoint, Endpointer } from '@sdkit/sd-core';
+import { NoEndpointsError } from './errors.js';
 
 /**
- * What a {@link Balancer} reads: any {@link Endpointer} fits (only `endpoints()` is used, on every pick, so a
- * balancer always sees the current set and needs no subscription or cleanup).
+ * What a {@link Balancer} reads: any {@link Endpointer} fits. `endpoints()` is read on every pick, so a balancer
+ * always sees the current set and needs no subscription or cleanup; `ready()` and `emptyReason()`, when the
+ * source has them, let {@link Balancer.ready} wait for the first set and let {@link NoEndpointsError} say why the
+ * set is empty.
  */
-export type EndpointSource<Req = unknown, Res = unknown> = Pick<Endpointer<Req, Res>, 'endpoints'>;
+export type EndpointSource<Req = unknown, Res = unknown> = Pick<Endpointer<Req, Res>, 'endpoints'> &
+  Partial<Pick<Endpointer<Req, Res>, 'ready' | 'emptyReason'>>;
 
 /**
  * Picks one endpoint of a live set for each call (go-kit's `lb.Balancer`).
@@ -19,6 +23,26 @@ export interface Balancer<Req = unknown, Res = unknown> {
    * @throws NoEndpointsError when the set is empty.
    */
   endpoint(): Endpoint<Req, Res>;
+  /**
+   * Resolves once the source has its first set (its `ready()`); absent when the source cannot tell. `retry`
+   * calls it when a pick finds no endpoint, so that a call made right after start-up waits for discovery instead
+   * of failing.
+   */
+  ready?(options?: { readonly signal?: AbortSignal }): Promise<void>;
+}
+
+/** @internal The `NoEndpointsError` a balancer throws for an empty `source`, saying why when the source can. */
+export function noEndpoints<Req, Res>(source: EndpointSource<Req, Res>): NoEndpointsError {
+  const reason = source.emptyReason?.();
+  return new NoEndpointsError(reason ? `no endpoints available: ${reason}` : undefined);
+}
+
+/** @internal `ready` for a balancer over `source`: the source's own, when it has one. */
+export function readyOf<Req, Res>(
+  source: EndpointSource<Req, Res>,
+): Pick<Balancer<Req, Res>, 'ready'> | Record<string, never> {
+  const ready = source.ready;
+  return typeof ready === 'function' ? { ready: (options) => ready.call(source, options) } : {};
 }
 
 /** @internal Throws a TypeError unless `source` has an `endpoints()` method. */

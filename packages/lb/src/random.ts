@@ -1,6 +1,6 @@
+import { assertKnownOptions } from '@sdkit/sd-core';
 import type { Balancer, EndpointSource } from './balancer.js';
-import { assertEndpointSource, typeName } from './balancer.js';
-import { NoEndpointsError } from './errors.js';
+import { assertEndpointSource, noEndpoints, readyOf, typeName } from './balancer.js';
 
 /** Options of {@link random}. */
 export interface RandomOptions {
@@ -27,6 +27,7 @@ export function random<Req, Res>(
   options: RandomOptions = {},
 ): Balancer<Req, Res> {
   assertEndpointSource(endpointer, 'random');
+  if (typeof options === 'object' && options !== null) assertKnownOptions('random', options, ['seed']);
   const { seed } = options;
   if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffff_ffff)) {
     throw new TypeError(`random: seed must be an integer in 0 … 2^32-1, got ${typeName(seed)}`);
@@ -38,12 +39,13 @@ export function random<Req, Res>(
     endpoint() {
       const endpoints = endpointer.endpoints();
       const n = endpoints.length;
-      if (n === 0) throw new NoEndpointsError();
+      if (n === 0) throw noEndpoints(endpointer);
       state = (state + 0x6d2b79f5) | 0;
       let t = Math.imul(state ^ (state >>> 15), 1 | state);
       t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
       return endpoints[Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)]!;
     },
+    ...readyOf(endpointer),
   };
 }
 

@@ -1,5 +1,6 @@
 import { getEventListeners } from 'node:events';
-import type { Clock, Endpoint, EndpointOptions } from '@sdkit/sd-core';
+import { type Clock, type Endpoint, type EndpointOptions, endpointer, type Factory } from '@sdkit/sd-core';
+import { FakeInstancer, processHolds } from '@sdkit/sd-core/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Balancer } from './balancer.js';
 import { NoEndpointsError, RetryError, TimeoutError } from './errors.js';
@@ -227,6 +228,54 @@ describe('retry (fake timers)', () => {
     });
     await expect(call('x')).resolves.toBe('a');
     expect(infos.map((i) => i.error)).toEqual([expect.any(NoEndpointsError), expect.any(NoEndpointsError)]);
+  });
+
+  it('a call made before the source reported its first set waits for it, then succeeds on its first attempt', async () => {
+    const source = new FakeInstancer();
+    const endpoints = endpointer<string, string>(source, (i) => ({
+      endpoint: async (req) => `${i.address} ${req}`,
+    }));
+    const infos: RetryInfo[] = [];
+    const call = retry(roundRobin(endpoints), { ...base, timeoutMs: 5_000, onRetry: (i) => infos.push(i) });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(result.done).toBe(false);
+    expect(processHolds()).toBeGreaterThan(0); // the waiting call keeps the process alive
+    source.set(['a:1']);
+    expect(await result.settled).toEqual({ value: 'a:1 x' });
+    expect(infos).toEqual([]);
+    expect(processHolds()).toBe(0);
+    await endpoints.close();
+  });
+
+  it('the wait for the first set is bounded by the call timeout, and leaves nothing behind', async () => {
+    const source = new FakeInstancer();
+    const endpoints = endpointer<string, string>(source, (i) => ({ endpoint: async () => i.address }));
+    const call = retry(roundRobin(endpoints), { ...base, timeoutMs: 1_000 });
+    const result = outcome(call('x'));
+    await vi.advanceTimersByTimeAsync(1_000);
+    const { error } = await result.settled;
+    expect(error).toBeInstanceOf(RetryError);
+    expect((error as RetryError).reason).toBe('timeout');
+    expect(processHolds()).toBe(0);
+    source.set(['a:1']); // a late first set reaches no abandoned waiter
+    await endpoints.close();
+  });
+
+  it("a NoEndpointsError says why there are none: the factory's mistake reaches the caller", async () => {
+    const source = new FakeInstancer(['a:1']);
+    const endpoints = endpointer<string, string>(
+      source,
+      ((i: { address: string }) => async () => i.address) as unknown as Factory<string, string>,
+    );
+    const error = await rejection(retry(roundRobin(endpoints), base)('x'));
+    expect(error.reason).toBe('exhausted');
+    expect(error.cause).toBeInstanceOf(NoEndpointsError);
+    expect((error.cause as Error).message).toBe(
+      'no endpoints available: the factory failed for 1 of 1 instances; last, for "a:1": factory returned a ' +
+        'function; return { endpoint: yourFunction } (and optionally close) instead',
+    );
+    await endpoints.close();
   });
 
   it('with no endpoints at all, every attempt fails with NoEndpointsError', async () => {

@@ -1,8 +1,15 @@
-import { type Clock, type Endpoint, type EndpointOptions, systemClock } from '@sdkit/sd-core';
+import {
+  assertKnownOptions,
+  type Clock,
+  type Endpoint,
+  type EndpointOptions,
+  holdProcess,
+  systemClock,
+} from '@sdkit/sd-core';
 import pRetry from 'p-retry';
 import type { Balancer } from './balancer.js';
 import { typeName } from './balancer.js';
-import { RetryError, type RetryGiveUpReason, TimeoutError, toError } from './errors.js';
+import { NoEndpointsError, RetryError, type RetryGiveUpReason, TimeoutError, toError } from './errors.js';
 
 /**
  * Exponential backoff between attempts, computed by p-retry. The delay before retry r (r = 1 for the first retry)
@@ -79,6 +86,25 @@ export interface RetryOptions {
 
 const MAX_TIMER_MS = 2_147_483_647;
 
+const RETRY_OPTIONS = [
+  'maxAttempts',
+  'timeoutMs',
+  'perAttemptTimeoutMs',
+  'backoff',
+  'shouldRetry',
+  'onRetry',
+  'signal',
+  'clock',
+] as const;
+const RETRY_OPTION_HINTS = {
+  max: 'maxAttempts',
+  attempts: 'maxAttempts',
+  retries: 'maxAttempts',
+  timeout: 'timeoutMs',
+  perAttemptTimeout: 'perAttemptTimeoutMs',
+  attemptTimeoutMs: 'perAttemptTimeoutMs',
+};
+
 /** How many more times an attempt asks the balancer when it offers an endpoint that already failed in this call. */
 const REPICKS = 4;
 
@@ -140,7 +166,10 @@ class AttemptFailure extends Error {
  * Wraps a {@link Balancer} into one {@link Endpoint} that retries failed calls (go-kit's `lb.Retry`, on p-retry).
  *
  * Each attempt picks a fresh endpoint from the balancer, so a retry goes to another instance when the balancer
- * offers one; a {@link NoEndpointsError} from the balancer counts as a failed attempt. A retry avoids endpoints that
+ * offers one; a {@link NoEndpointsError} from the balancer counts as a failed attempt — except that the first time
+ * in a call, when the balancer has `ready()` (roundRobin and random over an Endpointer do), the attempt first waits
+ * for the source's first set and picks again, so a call made before discovery has answered waits for it (bounded
+ * by the timeouts) instead of failing. A retry avoids endpoints that
  * already failed in the same call: when the balancer offers one, it is asked again (up to 4 more times) before the
  * attempt settles for it — with concurrent callers sharing a round-robin, one caller could otherwise land on the
  * same dead instance every time. Each attempt gets its own
@@ -154,7 +183,9 @@ class AttemptFailure extends Error {
  * - the `signal` option or the call's `options.signal` fired (reason `'aborted'`, cause = the signal's reason).
  *
  * Timeouts and aborts end the call at once: it does not wait for the in-flight attempt (whose signal is aborted)
- * or for a backoff delay. Once a call has settled it leaves no timer and no listener behind, and the endpoints are
+ * or for a backoff delay. While it waits on a backoff delay or for the first set, the pending call keeps the
+ * process alive (a script awaiting it at top level sees its outcome); the first attempt alone adds no timer.
+ * Once a call has settled it leaves no timer and no listener behind, and the endpoints are
  * never called again for it.
  *
  * @throws TypeError (synchronously, from `retry` itself) for a bad balancer or option, naming the bad value. The
@@ -167,6 +198,7 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`retry: expected an options object, got ${typeName(options)}`);
   }
+  assertKnownOptions('retry', options, RETRY_OPTIONS, RETRY_OPTION_HINTS);
   const { maxAttempts, timeoutMs, perAttemptTimeoutMs, shouldRetry, onRetry, signal } = options;
   if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
     throw new TypeError(`retry: maxAttempts must be an integer >= 1, got ${typeName(maxAttempts)}`);
@@ -217,6 +249,16 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
       let notRetryable = false;
       let failedEndpoints: Endpoint<Req, Res>[] | undefined;
       let callbackError: Error | undefined;
+      /** Whether a pick that found no endpoint already waited for the balancer's `ready()` in this call. */
+      let waitedForReady = false;
+      /**
+       * Keeps the process alive from the first time the call waits on sdkit's own timers (the backoff delays, the
+       * wait for the first set; those timers are unref'd) until it settles. The fast path never takes it.
+       */
+      let release: (() => void) | undefined;
+      const hold = (): void => {
+        release ??= holdProcess();
+      };
 
       const onAbort = (event: Event): void => {
         giveUp(toError((event.target as AbortSignal).reason), 'aborted');
@@ -230,6 +272,7 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
 
       function settle(): void {
         settled = true;
+        release?.();
         cancelOverallTimer();
         cancelAttemptTimer?.();
         cancelAttemptTimer = undefined;
@@ -288,7 +331,17 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
             picked = pickAvoiding(balancer, failedEndpoints);
             pending = picked(request, attemptOptions);
           } catch (error) {
-            pending = Promise.reject(error);
+            if (error instanceof NoEndpointsError && balancer.ready && !waitedForReady) {
+              // Right after start-up the source may not have reported yet: wait for its first set (bounded by
+              // the timeouts, which abort this attempt's signal), then pick once more within this attempt.
+              waitedForReady = true;
+              hold();
+              pending = balancer.ready({ signal: attemptOptions.signal }).then(() => {
+                if (done) throw error;
+                picked = pickAvoiding(balancer, failedEndpoints);
+                return picked(request, attemptOptions);
+              });
+            } else pending = Promise.reject(error);
           }
           Promise.resolve(pending).then(
             (value) => {
@@ -331,6 +384,7 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
       });
 
       function retryAfterFirst(firstFailure: unknown): void {
+        hold();
         stop = new AbortController();
         pRetry((n) => (n === 1 ? Promise.reject(firstFailure) : attempt(n)), {
           retries: maxAttempts - 1,

@@ -1,6 +1,5 @@
 import type { Balancer, EndpointSource } from './balancer.js';
-import { assertEndpointSource } from './balancer.js';
-import { NoEndpointsError } from './errors.js';
+import { assertEndpointSource, noEndpoints, readyOf } from './balancer.js';
 
 /**
  * A {@link Balancer} that cycles through the endpoints in order (go-kit's `lb.NewRoundRobin`): the first pick is
@@ -22,11 +21,12 @@ export function roundRobin<Req, Res>(endpointer: EndpointSource<Req, Res>): Bala
     endpoint() {
       const endpoints = endpointer.endpoints();
       const n = endpoints.length;
-      if (n === 0) throw new NoEndpointsError();
+      if (n === 0) throw noEndpoints(endpointer);
       let i = next;
       if (i >= n) i %= n;
       next = i + 1;
       return endpoints[i]!;
     },
+    ...readyOf(endpointer),
   };
 }
