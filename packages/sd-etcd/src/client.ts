@@ -1,5 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { type Clock, type Logger, silentLogger, systemClock } from '@sdkit/sd-core';
+import {
+  assertKnownOptions,
+  type Clock,
+  holdUntilSettled,
+  type Logger,
+  silentLogger,
+  systemClock,
+} from '@sdkit/sd-core';
 import {
   Etcd3,
   EtcdAuthenticationFailedError,
@@ -42,7 +49,7 @@ export interface EtcdClientOptions {
   dialTimeoutMs?: number;
   /**
    * gRPC keepalive, to notice a connection that went silent: while the client has calls open (a watch, a lease's
-   * keep-alive stream), it pings etcd every `timeMs` and drops the connection when a ping stays unanswered for
+   * keep-alive call), it pings etcd every `timeMs` and drops the connection when a ping stays unanswered for
    * `timeoutMs`. The calls on it then fail and are opened again (on another endpoint, if one answers): an
    * `EtcdInstancer` reports the error (its last known instances plus `error`) and recovers when etcd answers.
    * Without it a silent partition — a member gone without a TCP reset, a firewall or NAT dropping the flow — leaves
@@ -137,7 +144,19 @@ export interface EtcdClient extends AsyncDisposable {
    * (`'closed'`). Each call makes a fresh check.
    */
   ready(): Promise<void>;
-  /** Closes the underlying `Etcd3` (its watches and leases stop). Idempotent. */
+  /** Whether {@link close} was called. */
+  readonly closed: boolean;
+  /**
+   * Stops everything on this client at once, then closes the underlying `Etcd3`. Idempotent.
+   * - Lease keep-alives end; leases are not revoked, so the keys of registrars still registered expire within
+   *   their TTL, exactly as after a crash (`deregister()` them first to remove them at once). Those registrars go
+   *   to `lost` and complete their `state$`; their pending `register()` rejects, and a later `register()` or
+   *   `deregister()` rejects, with an {@link EtcdClientError} (`'closed'`).
+   * - Watches end: every `EtcdInstancer` on the client emits one last event with an {@link EtcdClientError}
+   *   (`'closed'`) as its `error` (its last known instances kept, as for any error), then completes.
+   * - A pending {@link ready} (or `createEtcdClient`) rejects with `'closed'`.
+   * Afterwards nothing on the client keeps the process alive.
+   */
   close(): void;
   /** Same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void>;
@@ -158,6 +177,73 @@ const MAX_RECEIVE_MESSAGE_BYTES = 2 ** 31 - 1;
 
 function fail(message: string): never {
   throw new TypeError(`createEtcdClient: ${message}`);
+}
+
+/** The option names of {@link createEtcdClient}, and the names people try instead. */
+const CLIENT_OPTIONS = [
+  'endpoints',
+  'tls',
+  'auth',
+  'dialTimeoutMs',
+  'keepAlive',
+  'namespace',
+  'maxRequestBytes',
+  'logger',
+  'clock',
+  'faultHandling',
+] as const;
+const CLIENT_OPTION_HINTS = {
+  hosts: 'endpoints',
+  endpoint: 'endpoints',
+  dialTimeout: 'dialTimeoutMs',
+  timeout: 'dialTimeoutMs',
+  credentials: 'tls',
+  username: 'auth',
+  password: 'auth',
+  prefix: 'namespace',
+};
+
+/** Close listeners of each client; see {@link onClientClose}. */
+const closeListeners = new WeakMap<object, Set<(error: EtcdClientError) => void>>();
+
+/**
+ * Calls `listener` once, synchronously, when `client` is closed (at once if it already is). Returns a function
+ * that removes it. For the instancers, registrars and lease pools built on the client. @internal
+ */
+export function onClientClose(client: EtcdClient, listener: (error: EtcdClientError) => void): () => void {
+  if (client.closed === true) {
+    listener(closedError(client));
+    return () => {};
+  }
+  let set = closeListeners.get(client);
+  if (!set) {
+    set = new Set();
+    closeListeners.set(client, set);
+  }
+  set.add(listener);
+  const listeners = set;
+  return () => {
+    listeners.delete(listener);
+  };
+}
+
+function closedError(client: EtcdClient): EtcdClientError {
+  return new EtcdClientError('closed', `the etcd client for ${client.endpoints?.join(', ')} was closed`);
+}
+
+/**
+ * Throws unless `client` looks like an {@link EtcdClient}: a `TypeError` naming `who` (and saying "did you
+ * forget await?" for a Promise), or an {@link EtcdClientError} (`'closed'`) for a closed client. @internal
+ */
+export function assertEtcdClient(client: unknown, who: string): asserts client is EtcdClient {
+  if (client === null || typeof client !== 'object' || typeof (client as EtcdClient).etcd !== 'object') {
+    throw new TypeError(
+      `${who}: client must be an EtcdClient from \`await createEtcdClient(…)\`, got ${describeValue(client)}`,
+    );
+  }
+  if ((client as EtcdClient).closed === true) {
+    throw new EtcdClientError('closed', `${who}: ${closedError(client as EtcdClient).message}`);
+  }
 }
 
 function validateEndpoints(endpoints: unknown, withTls: boolean): string[] {
@@ -394,6 +480,7 @@ function validKeepAlive(option: EtcdClientOptions['keepAlive']): EtcdClient['kee
 export async function createEtcdClient(options: EtcdClientOptions): Promise<EtcdClient> {
   if (options === null || typeof options !== 'object')
     fail(`options must be an object, got ${describeValue(options)}`);
+  assertKnownOptions('createEtcdClient', options, CLIENT_OPTIONS, CLIENT_OPTION_HINTS);
   const { tls, auth, namespace } = options;
   if (tls !== undefined && (tls === null || typeof tls !== 'object'))
     fail(`tls must be an object, got ${describeValue(tls)}`);
@@ -483,7 +570,7 @@ export async function createEtcdClient(options: EtcdClientOptions): Promise<Etcd
 
 class Client implements EtcdClient {
   readonly etcd: Namespace;
-  private closed = false;
+  closed = false;
 
   constructor(
     readonly root: Etcd3,
@@ -504,106 +591,125 @@ class Client implements EtcdClient {
     if (this.closed)
       return Promise.reject(new EtcdClientError('closed', `etcd client for ${where} is closed`));
     const started = this.clock.now();
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let lastError: unknown;
-      let cancelRetry: (() => void) | undefined;
-      const settle = (err?: EtcdClientError): void => {
-        if (settled) return;
-        settled = true;
-        cancelTimeout();
-        cancelRetry?.();
-        if (err) {
-          this.logger.warn({ endpoints: this.endpoints, reason: err.reason }, err.message);
-          reject(err);
-        } else {
-          this.logger.debug(
-            { endpoints: this.endpoints, ms: Math.round(this.clock.now() - started) },
-            'etcd ready',
+    // Its timers are unref'd like every sdkit timer; the caller's await must still see the outcome.
+    return holdUntilSettled(
+      new Promise<void>((resolve, reject) => {
+        let settled = false;
+        let lastError: unknown;
+        let cancelRetry: (() => void) | undefined;
+        const stopListening = onClientClose(this, () =>
+          settle(new EtcdClientError('closed', `etcd client for ${where} was closed before it was ready`)),
+        );
+        const settle = (err?: EtcdClientError): void => {
+          if (settled) return;
+          settled = true;
+          stopListening();
+          cancelTimeout();
+          cancelRetry?.();
+          if (err) {
+            this.logger.warn({ endpoints: this.endpoints, reason: err.reason }, err.message);
+            reject(err);
+          } else {
+            this.logger.debug(
+              { endpoints: this.endpoints, ms: Math.round(this.clock.now() - started) },
+              'etcd ready',
+            );
+            resolve();
+          }
+        };
+        const cancelTimeout = this.clock.setTimeout(() => {
+          const last = lastError === undefined ? '' : `: ${unreachableCause(lastError)}`;
+          settle(
+            new EtcdClientError(
+              'unreachable',
+              `could not reach etcd at ${where} within ${this.dialTimeoutMs} ms${last}`,
+              {
+                cause: lastError,
+              },
+            ),
           );
-          resolve();
-        }
-      };
-      const cancelTimeout = this.clock.setTimeout(() => {
-        const last = lastError === undefined ? '' : `: ${unreachableCause(lastError)}`;
-        settle(
-          new EtcdClientError(
-            'unreachable',
-            `could not reach etcd at ${where} within ${this.dialTimeoutMs} ms${last}`,
-            {
-              cause: lastError,
+        }, this.dialTimeoutMs);
+        let backoff = 50;
+        const attempt = (): void => {
+          cancelRetry = undefined;
+          if (settled) return;
+          if (this.closed) {
+            settle(new EtcdClientError('closed', `etcd client for ${where} was closed before it was ready`));
+            return;
+          }
+          const left = Math.max(1, this.dialTimeoutMs - (this.clock.now() - started));
+          const probe = this.root
+            .get(READY_PROBE_KEY)
+            .options({ deadline: Date.now() + left })
+            .exec();
+          probe.then(
+            () => settle(),
+            (err: unknown) => {
+              if (settled) return;
+              if (err instanceof EtcdPermissionDeniedError) {
+                settle();
+                return;
+              }
+              if (isMissingCredentials(err)) {
+                settle(
+                  new EtcdClientError(
+                    'authentication-failed',
+                    `etcd at ${where} requires authentication (auth is enabled) but no credentials were given`,
+                    { cause: err },
+                  ),
+                );
+                return;
+              }
+              if (isAuthFailure(err)) {
+                settle(
+                  new EtcdClientError(
+                    'authentication-failed',
+                    `etcd at ${where} rejected the credentials of user ${JSON.stringify(this.username ?? '')}: ` +
+                      'wrong username or password',
+                    { cause: err },
+                  ),
+                );
+                return;
+              }
+              if (tlsHint(err) !== '' && this.endpoints.length === 1) {
+                // A certificate etcd or we refuse is not a passing failure: say so now, not after dialTimeoutMs.
+                // (With several endpoints another one may still answer.)
+                settle(
+                  new EtcdClientError(
+                    'unreachable',
+                    `could not reach etcd at ${where}: ${unreachableCause(err)}`,
+                    { cause: err },
+                  ),
+                );
+                return;
+              }
+              // Keep the most telling cause: an open circuit only says that earlier attempts failed.
+              if (!isBrokenCircuit(err) || lastError === undefined) lastError = err;
+              cancelRetry = this.clock.setTimeout(attempt, backoff);
+              backoff = Math.min(backoff * 2, 500);
             },
-          ),
-        );
-      }, this.dialTimeoutMs);
-      let backoff = 50;
-      const attempt = (): void => {
-        cancelRetry = undefined;
-        if (settled) return;
-        if (this.closed) {
-          settle(new EtcdClientError('closed', `etcd client for ${where} was closed before it was ready`));
-          return;
-        }
-        const left = Math.max(1, this.dialTimeoutMs - (this.clock.now() - started));
-        const probe = this.root
-          .get(READY_PROBE_KEY)
-          .options({ deadline: Date.now() + left })
-          .exec();
-        probe.then(
-          () => settle(),
-          (err: unknown) => {
-            if (settled) return;
-            if (err instanceof EtcdPermissionDeniedError) {
-              settle();
-              return;
-            }
-            if (isMissingCredentials(err)) {
-              settle(
-                new EtcdClientError(
-                  'authentication-failed',
-                  `etcd at ${where} requires authentication (auth is enabled) but no credentials were given`,
-                  { cause: err },
-                ),
-              );
-              return;
-            }
-            if (isAuthFailure(err)) {
-              settle(
-                new EtcdClientError(
-                  'authentication-failed',
-                  `etcd at ${where} rejected the credentials of user ${JSON.stringify(this.username ?? '')}: ` +
-                    'wrong username or password',
-                  { cause: err },
-                ),
-              );
-              return;
-            }
-            if (tlsHint(err) !== '' && this.endpoints.length === 1) {
-              // A certificate etcd or we refuse is not a passing failure: say so now, not after dialTimeoutMs.
-              // (With several endpoints another one may still answer.)
-              settle(
-                new EtcdClientError(
-                  'unreachable',
-                  `could not reach etcd at ${where}: ${unreachableCause(err)}`,
-                  { cause: err },
-                ),
-              );
-              return;
-            }
-            // Keep the most telling cause: an open circuit only says that earlier attempts failed.
-            if (!isBrokenCircuit(err) || lastError === undefined) lastError = err;
-            cancelRetry = this.clock.setTimeout(attempt, backoff);
-            backoff = Math.min(backoff * 2, 500);
-          },
-        );
-      };
-      attempt();
-    });
+          );
+        };
+        attempt();
+      }),
+    );
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    const listeners = closeListeners.get(this);
+    closeListeners.delete(this);
+    if (listeners) {
+      const error = closedError(this);
+      for (const listener of listeners) {
+        try {
+          listener(error);
+        } catch (err) {
+          this.logger.error({ err }, 'sdkit: a close listener of the etcd client threw');
+        }
+      }
+    }
     this.root.close();
   }
 

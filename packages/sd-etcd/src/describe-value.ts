@@ -6,6 +6,9 @@
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (value === null || typeof value !== 'object') return String(value);
+  if (typeof (value as { then?: unknown }).then === 'function') {
+    return 'a Promise (did you forget `await` before createEtcdClient(…)?)';
+  }
   return Array.isArray(value) ? 'an array' : 'an object';
 }
 

@@ -456,6 +456,10 @@ describe('EtcdInstancer through etcd failures', () => {
       // the re-read emitted only the difference
       expect(back.changes?.added.map((i) => i.key).sort()).toEqual(['svc/1', 'svc/9']);
       expect(back.changes?.removed.map((i) => i.key).sort()).toEqual(['svc/0', 'svc/1']);
+      // The error stayed until the fresh set was applied: no event between passed the old set off as current.
+      const sinceCut = events.slice(events.findIndex((e) => e.error));
+      const firstGood = sinceCut.find((e) => !e.error);
+      expect(firstGood?.instances.map((i) => i.address)).toEqual(back.instances.map((i) => i.address));
       // and it watches again
       await etcd.etcdctl('put', 'svc/10', 'http://h10:1');
       await converged(instancer, client, 'watching after the re-read');

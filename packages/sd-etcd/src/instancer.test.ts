@@ -145,7 +145,9 @@ class SimEtcd implements WatchableEtcd {
   compacted = 0;
   history: Change[] = [];
   down = false;
+  /** Reads of the prefix (the count-only probes before a resume are in {@link probes}). */
   readonly ranges: IRangeRequest[] = [];
+  readonly probes: IRangeRequest[] = [];
   readonly streams: SimStream[] = [];
   /** Every state the store has been in (canonical form of what an instancer should show), for consistency checks. */
   readonly states = new Set<string>();
@@ -161,11 +163,12 @@ class SimEtcd implements WatchableEtcd {
 
   readonly kv = {
     range: async (req: IRangeRequest): Promise<IRangeResponse> => {
-      this.ranges.push(req);
+      (req.count_only ? this.probes : this.ranges).push(req);
       await Promise.resolve();
       if (this.down) throw new Error('14 UNAVAILABLE: No connection established (2024-01-01T00:00:00.000Z)');
       const at = req.revision === undefined ? this.rev : Number(req.revision);
       if (at < this.compacted) throw new Error('etcdserver: mvcc: required revision has been compacted');
+      if (at > this.rev) throw new Error('etcdserver: mvcc: required revision is a future revision');
       const start = req.key!;
       const end = req.range_end!;
       const keys = [...this.stateAt(at).entries()]
@@ -445,16 +448,25 @@ describe('EtcdInstancer (simulated etcd)', () => {
     h.sim.stream!.deliver();
     h.sim.stream!.fail();
     await flush();
+    const since: InstancerEvent[] = [];
+    const sub = h.instancer.events$.subscribe((e) => since.push(e));
     h.sim.put('svc/c', 'http://c:1');
     h.sim.del('svc/a');
     h.sim.compact();
-    h.clock.advance(100); // reconnect: created, then canceled with compact_revision
+    h.clock.advance(100); // reconnect: the probe finds the revision compacted, so no watch is resumed
     await flush();
-    h.clock.advance(100); // backoff before the re-read
+    h.clock.advance(100);
     await flush();
+    sub.unsubscribe();
+    expect(h.sim.probes).toHaveLength(1);
     expect(h.sim.ranges).toHaveLength(2);
     const last = h.instancer.current()!;
     expect(last.error).toBeUndefined();
+    // The error stayed until the fresh set was applied: no event passed the old set off as current.
+    expect(since.map((e) => [e.error !== undefined, e.instances.map((i) => i.key)])).toEqual([
+      [true, ['svc/a', 'svc/b']],
+      [false, ['svc/b', 'svc/c']],
+    ]);
     expect(h.addresses()).toEqual(['http://b:1', 'http://c:1']);
     expect(last.changes?.added.map((i) => i.key)).toEqual(['svc/c']);
     expect(last.changes?.removed.map((i) => i.key)).toEqual(['svc/a']);

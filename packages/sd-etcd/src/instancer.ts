@@ -1,4 +1,5 @@
 import {
+  assertKnownOptions,
   type Clock,
   type Instance,
   InstanceCache,
@@ -10,7 +11,7 @@ import {
 } from '@sdkit/sd-core';
 import type { Observable } from 'rxjs';
 import { type BackoffOptions, createBackoff } from './backoff.js';
-import type { EtcdClient } from './client.js';
+import { type EtcdClient, onClientClose } from './client.js';
 import { type Codec, clip, codecs, decodeAndLog } from './codecs.js';
 import { describeValue } from './describe-value.js';
 import { type HubSettings, joinWatch, type WatchableEtcd } from './watch-hub.js';
@@ -39,6 +40,32 @@ export interface EtcdInstancerOptions {
   clock?: Clock;
 }
 
+const INSTANCER_OPTIONS = ['prefix', 'codec', 'logger', 'backoff', 'clock'] as const;
+const INSTANCER_OPTION_HINTS = { key: 'prefix', service: 'prefix', path: 'prefix', format: 'codec' };
+
+/** Prefixes already warned about for lacking a trailing `/` (once per process each). */
+const warnedPrefixes = new Set<string>();
+
+/**
+ * Warns once per prefix (through `logger` when one was given, else as a process warning, since the default
+ * logger is silent) that a prefix without a trailing `/` also matches its siblings (`svc` matches `svc-canary/…`).
+ */
+function warnPrefixWithoutSlash(prefix: string, logger: Logger | undefined): void {
+  if (prefix.endsWith('/') || warnedPrefixes.has(prefix)) return;
+  warnedPrefixes.add(prefix);
+  const message =
+    `EtcdInstancer: prefix ${JSON.stringify(clip(prefix, 200))} has no trailing "/", so it also matches keys ` +
+    `like ${JSON.stringify(clip(`${prefix}-canary/…`, 220))}; add the "/" unless that is what you want`;
+  if (logger) logger.warn({ prefix: clip(prefix, 200) }, `sdkit: ${message}`);
+  else
+    (globalThis as { process?: { emitWarning?(m: string, o: object): void } }).process?.emitWarning?.(
+      message,
+      {
+        code: 'SDKIT_PREFIX_WITHOUT_SLASH',
+      },
+    );
+}
+
 /** The instancer's default `backoff.maxMs`: a watch retries up to every 10 s while etcd fails. */
 const WATCH_MAX_BACKOFF_MS = 10_000;
 
@@ -65,7 +92,10 @@ const WATCH_MAX_BACKOFF_MS = 10_000;
  *   logger from the instancer that started it.
  *
  * The first event comes after the first read (or its first failure: `{ instances: [], error }`). `stop()` leaves
- * the shared watch and completes `events$`; nothing is left running. Close the client after its instancers.
+ * the shared watch and completes `events$`; nothing is left running. Closing the client stops its instancers: each
+ * emits its last known instances with an `EtcdClientError` (`'closed'`) as `error`, then completes. An instancer
+ * never keeps the process alive by itself (its retry timers are unref'd), but an open gRPC watch call does, as
+ * any open grpc-js call does.
  *
  * @throws TypeError for a missing client, an empty or non-string prefix (or one with lone UTF-16 surrogates, or one
  * that starts with the client's namespace: prefixes are relative to it), a codec without `decode`, or bad backoff
@@ -80,6 +110,7 @@ export class EtcdInstancer implements Instancer {
   readonly codec: Codec;
   readonly #cache = new InstanceCache();
   #leave: (() => void) | undefined;
+  #stopListening: (() => void) | undefined;
 
   constructor(client: EtcdClient, options: EtcdInstancerOptions) {
     const etcd = (client as Partial<EtcdClient> | null | undefined)?.etcd as unknown as
@@ -95,6 +126,7 @@ export class EtcdInstancer implements Instancer {
         `EtcdInstancer: options must be an object with a prefix, got ${describeValue(options)}`,
       );
     }
+    assertKnownOptions('EtcdInstancer', options, INSTANCER_OPTIONS, INSTANCER_OPTION_HINTS);
     const { prefix } = options;
     if (typeof prefix !== 'string' || prefix === '') {
       throw new TypeError(`EtcdInstancer: prefix must be a non-empty string, got ${describeValue(prefix)}`);
@@ -120,7 +152,9 @@ export class EtcdInstancer implements Instancer {
       throw new TypeError(`EtcdInstancer: codec must be a Codec (see codecs), got ${describeValue(codec)}`);
     }
     const backoff = createBackoff(options.backoff, 'EtcdInstancer', WATCH_MAX_BACKOFF_MS);
-    const logger = options.logger ?? client.logger ?? silentLogger;
+    const given = options.logger ?? (client.logger === silentLogger ? undefined : client.logger);
+    warnPrefixWithoutSlash(prefix, given);
+    const logger = given ?? silentLogger;
     const clock = options.clock ?? systemClock;
 
     this.prefix = prefix;
@@ -155,6 +189,11 @@ export class EtcdInstancer implements Instancer {
         cache.fail(error);
       },
     });
+    // Closing the client ends this instancer: one last event saying so, then completion.
+    this.#stopListening = onClientClose(client, (error) => {
+      this.#cache.fail(error);
+      this.stop();
+    });
   }
 
   /** The latest event, synchronously; `undefined` until the first read (or its failure). */
@@ -164,6 +203,8 @@ export class EtcdInstancer implements Instancer {
 
   /** Leaves the shared watch (the last one out ends it) and completes `events$`. Idempotent. */
   stop(): void {
+    this.#stopListening?.();
+    this.#stopListening = undefined;
     const leave = this.#leave;
     this.#leave = undefined;
     leave?.();

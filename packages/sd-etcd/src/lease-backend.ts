@@ -6,7 +6,10 @@
  */
 import { ClientClosedError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, type Namespace } from 'etcd3';
 
-/** One open lease keep-alive stream (etcd's bidirectional `LeaseKeepAlive` RPC). */
+/**
+ * A lease keep-alive channel (over etcd's bidirectional `LeaseKeepAlive` RPC). The real one opens one short call
+ * per {@link KeepAliveStream.send}, so that nothing stays open between keep-alives.
+ */
 export interface KeepAliveStream {
   /** Asks etcd to refresh lease `leaseId`; the answer comes through `onResponse`. */
   send(leaseId: string): void;
@@ -98,8 +101,8 @@ function gateFor(etcd: Namespace): CallGate {
 
 /**
  * The real {@link LeaseBackend}: unary calls with a deadline, at most {@link MAX_CALLS_IN_FLIGHT} of them in
- * flight per client, and a raw `LeaseKeepAlive` stream (not `etcd3`'s `Lease`, whose loss detection is final and
- * whose timers keep the process alive). Keys are relative to the
+ * flight per client, and raw `LeaseKeepAlive` calls, one per keep-alive (not `etcd3`'s `Lease`, whose loss
+ * detection is final and whose open stream and timers keep the process alive). Keys are relative to the
  * namespace `etcd` (lease ids are global in etcd).
  */
 export function etcd3LeaseBackend(etcd: Namespace, options: Etcd3LeaseBackendOptions = {}): LeaseBackend {
@@ -121,34 +124,68 @@ export function etcd3LeaseBackend(etcd: Namespace, options: Etcd3LeaseBackendOpt
       }
     },
     async keepAlive(handlers) {
-      const stream = await etcd.leaseClient.leaseKeepAlive();
+      // One short LeaseKeepAlive call per keep-alive, not one stream kept open: grpc-js keeps the process alive
+      // while a call is open, and keep-alives are background upkeep (docs/architecture.md, "Process lifetime").
+      // A keep-alive every TTL/3 makes opening a call each time negligible.
       let open = true;
-      const close = (error: Error | undefined): void => {
+      let current: { cancel(): void } | undefined;
+      const fail = (error: Error): void => {
         if (!open) return;
         open = false;
-        try {
-          stream.cancel();
-        } catch {
-          // already finished
-        }
-        if (error) handlers.onClose(error);
+        cancel(current);
+        current = undefined;
+        handlers.onClose(error);
       };
-      stream.on('data', (res) => {
-        if (open) handlers.onResponse(String(res.ID), Number(res.TTL));
-      });
-      // A cancelled or failed stream still emits 'error'; an unhandled 'error' event would crash the process.
-      stream.on('error', (err) => close(err instanceof Error ? err : new Error(String(err))));
-      stream.on('end', () => close(new Error('the etcd keep-alive stream ended')));
       return {
         send(leaseId) {
           if (!open) return;
-          try {
-            stream.write({ ID: leaseId });
-          } catch (err) {
-            close(err instanceof Error ? err : new Error(String(err)));
-          }
+          cancel(current); // an answer still missing is late; the keeper counts it as missing
+          let call: Awaited<ReturnType<typeof etcd.leaseClient.leaseKeepAlive>> | undefined;
+          let done = false;
+          const handle = {
+            cancel() {
+              done = true;
+              cancel(call);
+            },
+          };
+          current = handle;
+          etcd.leaseClient.leaseKeepAlive().then(
+            (stream) => {
+              call = stream;
+              if (done || !open) {
+                cancel(stream);
+                return;
+              }
+              stream.on('data', (res) => {
+                if (done) return;
+                done = true;
+                if (current === handle) current = undefined;
+                cancel(stream);
+                if (open) handlers.onResponse(String(res.ID), Number(res.TTL));
+              });
+              // A cancelled call still emits 'error'; an unhandled 'error' event would crash the process.
+              stream.on('error', (err) => {
+                if (!done) fail(err instanceof Error ? err : new Error(String(err)));
+              });
+              stream.on('end', () => {
+                if (!done) fail(new Error('etcd ended the keep-alive call without an answer'));
+              });
+              try {
+                stream.write({ ID: leaseId });
+              } catch (err) {
+                fail(err instanceof Error ? err : new Error(String(err)));
+              }
+            },
+            (err: unknown) => {
+              if (!done) fail(err instanceof Error ? err : new Error(String(err)));
+            },
+          );
         },
-        close: () => close(undefined),
+        close() {
+          open = false;
+          cancel(current);
+          current = undefined;
+        },
       };
     },
     async put(key, value, leaseId) {
@@ -164,4 +201,13 @@ export function etcd3LeaseBackend(etcd: Namespace, options: Etcd3LeaseBackendOpt
     isClientClosed: (error) => error instanceof ClientClosedError,
     isPermissionDenied: (error) => error instanceof EtcdPermissionDeniedError,
   };
+}
+
+/** Cancels a gRPC call, ignoring one that already ended. */
+function cancel(call: { cancel(): void } | undefined): void {
+  try {
+    call?.cancel();
+  } catch {
+    // already finished
+  }
 }

@@ -29,6 +29,11 @@ export interface LeaseHolder {
    * (e.g. after the roles were fixed) makes the keeper try again.
    */
   leaseDenied(error: Error): void;
+  /**
+   * The client was closed ({@link LeaseKeeper.abandon}): the keeper stopped for good without revoking, so the
+   * key expires with the lease's TTL. Nothing more will happen.
+   */
+  clientClosed(error: Error): void;
 }
 
 /**
@@ -62,7 +67,8 @@ export interface LeaseKeeperOptions {
  * same id if the lease survived, else a new grant). A stalled stream (no answer within TTL/3) is re-opened.
  * A grant etcd denies ("permission denied", auth enabled) is not retried: every holder gets `leaseDenied` and
  * the keeper goes back to `idle` (etcd 3.4 checks no permission on grants, but a proxy or a later etcd may).
- * Timers go through the injected clock (unref'd with the system clock), so nothing keeps the process alive.
+ * Timers go through the injected clock (unref'd with the system clock) and each keep-alive is a short call, so
+ * nothing keeps the process alive.
  */
 export class LeaseKeeper {
   readonly #backend: LeaseBackend;
@@ -181,6 +187,25 @@ export class LeaseKeeper {
       if (ids.length > 0) this.#logger.debug({ leaseIds: ids }, 'sdkit: etcd lease revoked');
     })();
     return this.#closing;
+  }
+
+  /**
+   * The client is being closed: stops at once like {@link close} (no more timers or keep-alives) but revokes
+   * nothing, so the lease expires within its TTL, as after a crash. Every holder gets `clientClosed(error)`.
+   */
+  abandon(error: Error): void {
+    if (this.#phase === 'closed') return;
+    const holders = [...this.#holders];
+    this.#phase = 'closed';
+    this.#holders.clear();
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    this.#stream?.close();
+    this.#stream = undefined;
+    this.#lease = undefined;
+    this.#closing = Promise.resolve();
+    this.#logger.debug({ holders: holders.length }, 'sdkit: etcd client closed; lease left to expire');
+    for (const holder of holders) this.#call(holder, 'clientClosed', error);
   }
 
   // --- granting --------------------------------------------------------------------------------------------
@@ -397,6 +422,7 @@ export class LeaseKeeper {
     try {
       if (method === 'leaseReady') holder.leaseReady(arg as string);
       else if (method === 'leaseLost') holder.leaseLost(arg as Error);
+      else if (method === 'clientClosed') holder.clientClosed(arg as Error);
       else holder.leaseDenied(arg as Error);
     } catch (err) {
       this.#logger.error({ err }, `sdkit: lease holder threw from ${method}`);
@@ -404,7 +430,7 @@ export class LeaseKeeper {
   }
 }
 
-type HolderMethod = 'leaseReady' | 'leaseLost' | 'leaseDenied';
+type HolderMethod = 'leaseReady' | 'leaseLost' | 'leaseDenied' | 'clientClosed';
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));

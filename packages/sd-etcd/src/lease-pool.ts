@@ -1,11 +1,12 @@
 /**
  * EtcdLeasePool: hands out {@link LeaseKeeper}s to registrars, sharing one lease per TTL (the default) so that a
- * process with many registrations holds one lease and one keep-alive stream, as etcd's gRPC proxy coalesces them.
+ * process with many registrations holds one lease and sends one keep-alive per TTL/3, as etcd's gRPC proxy coalesces them.
  * @module
  */
-import { type Clock, type Logger, silentLogger, systemClock } from '@sdkit/sd-core';
+import { assertKnownOptions, type Clock, type Logger, silentLogger, systemClock } from '@sdkit/sd-core';
 import { type BackoffOptions, createBackoff } from './backoff.js';
-import type { EtcdClient } from './client.js';
+import { type EtcdClient, onClientClose } from './client.js';
+import { describeValue } from './describe-value.js';
 import { etcd3LeaseBackend, type LeaseBackend } from './lease-backend.js';
 import { type LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 
@@ -36,12 +37,14 @@ export interface EtcdLeasePoolOptions {
 
 const defaultPools = new WeakMap<EtcdClient, EtcdLeasePool>();
 
+const POOL_OPTIONS = ['share', 'clock', 'backoff', 'logger', 'requestTimeoutMs'] as const;
+
 /**
  * The leases of one {@link EtcdClient}, shared by the registrars given this pool (`lease: pool`).
  *
  * With `share: true` (default) there is at most one lease per `ttlSeconds`: the first registrar to register
  * grants it, the others attach their keys to it, a loss of it makes every one of them re-register on the new
- * lease, and the last one to deregister revokes it. Each lease has one keep-alive stream.
+ * lease, and the last one to deregister revokes it. Each lease has one keep-alive (a short call) every TTL/3.
  *
  * `EtcdLeasePool.for(client)` is the pool registrars use by default (`lease: 'shared'`); make your own to choose
  * the clock, backoff or sharing. A pool holds nothing while no registrar is registered.
@@ -60,6 +63,8 @@ export class EtcdLeasePool {
   readonly #backoff: ReturnType<typeof createBackoff>;
   readonly #shared = new Map<number, LeaseKeeper>();
   readonly #all = new Set<LeaseKeeper>();
+  /** Set while the pool holds a keeper: removes the client close listener. */
+  #stopListening: (() => void) | undefined;
 
   /**
    * @throws TypeError for a client that is not an sdkit `EtcdClient` or invalid options.
@@ -71,9 +76,12 @@ export class EtcdLeasePool {
       (client === null || typeof client !== 'object' || typeof client.etcd?.put !== 'function')
     ) {
       throw new TypeError(
-        `EtcdLeasePool: client must be an EtcdClient (from createEtcdClient), got ${String(client)}`,
+        `EtcdLeasePool: client must be an EtcdClient (from createEtcdClient), got ${describeValue(client)}`,
       );
     }
+    assertKnownOptions('EtcdLeasePool', options, POOL_OPTIONS, {
+      ttl: 'ttlSeconds (an EtcdRegistrar option)',
+    });
     const timeout = options.requestTimeoutMs ?? 5000;
     if (!Number.isFinite(timeout) || timeout <= 0) {
       throw new TypeError(
@@ -113,8 +121,7 @@ export class EtcdLeasePool {
     let keeper = this.share ? this.#shared.get(ttlSeconds) : undefined;
     if (keeper?.phase === 'closed') {
       // Stopped by itself (the client was closed): forget it.
-      this.#all.delete(keeper);
-      this.#shared.delete(ttlSeconds);
+      this.#forget(keeper);
       keeper = undefined;
     }
     if (!keeper) {
@@ -126,6 +133,7 @@ export class EtcdLeasePool {
       });
       this.#all.add(keeper);
       if (this.share) this.#shared.set(ttlSeconds, keeper);
+      this.#stopListening ??= onClientClose(this.client, (error) => this.#abandonAll(error));
     }
     keeper.attach(holder);
     return keeper;
@@ -138,8 +146,25 @@ export class EtcdLeasePool {
    */
   release(keeper: LeaseKeeper, holder: LeaseHolder): Promise<void> | undefined {
     if (!keeper.detach(holder)) return undefined;
+    this.#forget(keeper);
+    return keeper.close();
+  }
+
+  #forget(keeper: LeaseKeeper): void {
     this.#all.delete(keeper);
     if (this.#shared.get(keeper.ttlSeconds) === keeper) this.#shared.delete(keeper.ttlSeconds);
-    return keeper.close();
+    if (this.#all.size === 0) {
+      this.#stopListening?.();
+      this.#stopListening = undefined;
+    }
+  }
+
+  /** The client is closing: every lease is left to expire (see `EtcdClient.close`). */
+  #abandonAll(error: Error): void {
+    this.#stopListening = undefined;
+    const keepers = [...this.#all];
+    this.#all.clear();
+    this.#shared.clear();
+    for (const keeper of keepers) keeper.abandon(error);
   }
 }

@@ -834,6 +834,7 @@ describe('permission denied (fake etcd with auth)', () => {
       leaseReady: (id) => events.push(`${name} ready ${id}`),
       leaseLost: () => events.push(`${name} lost`),
       leaseDenied: (e) => events.push(`${name} denied ${e.message}`),
+      clientClosed: () => events.push(`${name} client closed`),
     });
     etcd.denyGrants = true;
     const [h1, h2] = [holder('h1'), holder('h2')];

@@ -1,5 +1,7 @@
 import {
+  assertKnownOptions,
   type Clock,
+  holdUntilSettled,
   type Instance,
   type Logger,
   type Registrar,
@@ -9,7 +11,7 @@ import {
 } from '@sdkit/sd-core';
 import { type Observable, ReplaySubject } from 'rxjs';
 import { type Backoff, type BackoffOptions, createBackoff, retryWithin } from './backoff.js';
-import { DEFAULT_MAX_REQUEST_BYTES, type EtcdClient } from './client.js';
+import { assertEtcdClient, DEFAULT_MAX_REQUEST_BYTES, type EtcdClient, EtcdClientError } from './client.js';
 import { type Codec, clip, codecs } from './codecs.js';
 import { describeValue, errorText } from './describe-value.js';
 import type { LeaseBackend } from './lease-backend.js';
@@ -54,7 +56,7 @@ export interface EtcdRegistrarOptions {
   /**
    * Which lease the key lives on:
    * - `'shared'` (default): the lease of `EtcdLeasePool.for(client)` for this `ttlSeconds`, shared by every
-   *   registrar of the client with that TTL (one lease, one keep-alive stream per process);
+   *   registrar of the client with that TTL (one lease, one keep-alive per TTL/3, per process);
    * - `'exclusive'`: a lease of its own, revoked on deregister (uses this registrar's `clock`/`backoff`);
    * - an {@link EtcdLeasePool} of the same client: that pool's (shared or not, as the pool says).
    */
@@ -98,6 +100,26 @@ export class EtcdAccessDeniedError extends Error {
 }
 
 const DEFAULT_TTL_SECONDS = 10;
+
+const REGISTRAR_OPTIONS = [
+  'key',
+  'instance',
+  'value',
+  'ttlSeconds',
+  'codec',
+  'lease',
+  'logger',
+  'clock',
+  'backoff',
+] as const;
+const REGISTRAR_OPTION_HINTS = {
+  ttl: 'ttlSeconds',
+  ttlMs: 'ttlSeconds',
+  leaseTtl: 'ttlSeconds',
+  address: 'instance',
+  addr: 'instance',
+  prefix: 'key',
+};
 
 /**
  * What a put adds to key + value in the request etcd checks against `--max-request-bytes` (the raft request: the
@@ -193,6 +215,11 @@ class Session implements LeaseHolder {
     if (!this.active) return;
     this.owner.denied(this, 'grant', error);
   }
+
+  clientClosed(error: Error): void {
+    if (!this.active) return;
+    this.owner.clientClosed(this, error);
+  }
 }
 
 /** What a {@link Session} calls back into (the registrar's private methods). */
@@ -200,6 +227,7 @@ interface SessionOwner {
   putLoop(session: Session): Promise<void>;
   lost(session: Session, error: Error): void;
   denied(session: Session, operation: 'grant' | 'put', error: Error): void;
+  clientClosed(session: Session, error: Error): void;
 }
 
 /**
@@ -223,6 +251,11 @@ interface SessionOwner {
  *   registrars still registered, which keeps it until they deregister or the process exits. The state is
  *   `deregistered` either way. `register()` may be called again afterwards.
  * - `[Symbol.asyncDispose]()` deregisters, completes `state$`, and makes later `register()` calls reject.
+ * - `register()` and `deregister()` keep the process alive until they settle (their timers are unref'd like all
+ *   of sdkit's); keeping the lease alive afterwards does not (see docs/architecture.md, "Process lifetime").
+ * - Closing the client while registered (or registering) leaves the lease to expire within the TTL, as a crash
+ *   would: the state goes to `lost`, `state$` completes, a pending `register()` rejects, and later `register()` /
+ *   `deregister()` calls reject, with an `EtcdClientError` (`'closed'`). Deregister before closing the client.
  * - `state$` is hot, replays the current state (nothing before the first `register()`/`deregister()`, like
  *   sd-core's MemoryRegistrar), emits only changes: `registering` → `registered`; on loss `lost` →
  *   `registering` → `registered`; `deregistered`.
@@ -261,7 +294,10 @@ export class EtcdRegistrar implements Registrar {
     putLoop: (session) => this.#putLoop(session),
     lost: (session, error) => this.#lost(session, error),
     denied: (session, operation, error) => this.#denied(session, operation, error),
+    clientClosed: (session, error) => this.#clientClosed(session, error),
   };
+  /** Set when the client was closed under a registration: what later calls reject with. */
+  #closedBy: EtcdClientError | undefined;
 
   /** Hot; replays the current state; distinct states only; completes on `[Symbol.asyncDispose]()`. */
   readonly state$: Observable<RegistrarState>;
@@ -271,6 +307,10 @@ export class EtcdRegistrar implements Registrar {
     if (options === null || typeof options !== 'object') {
       throw new TypeError(`EtcdRegistrar: options must be an object, got ${describeValue(options)}`);
     }
+    if (!(options.lease instanceof EtcdLeasePool) || options.lease.client !== client) {
+      assertEtcdClient(client, 'EtcdRegistrar');
+    }
+    assertKnownOptions('EtcdRegistrar', options, REGISTRAR_OPTIONS, REGISTRAR_OPTION_HINTS);
     const { instance, value, codec } = options;
     if ((instance === undefined) === (value === undefined)) {
       throw new TypeError(
@@ -412,7 +452,10 @@ export class EtcdRegistrar implements Registrar {
         new Error(`EtcdRegistrar: register() of ${describeValue(this.key)} after dispose`),
       );
     }
-    if (this.#session) return this.#session.registered.promise;
+    const closed = this.#closedError('register');
+    if (closed) return Promise.reject(closed);
+    // Held: its work waits on unref'd timers (lease grant, backoff) and must not be cut short by an exit.
+    if (this.#session) return holdUntilSettled(this.#session.registered.promise);
     if (this.#deregistering) {
       // Wait for the running deregistration, so its delete cannot remove the new registration.
       return this.#deregistering.catch(noop).then(() => this.register());
@@ -422,7 +465,38 @@ export class EtcdRegistrar implements Registrar {
     this.#setState('registering');
     this.#logger.debug({ key: this.key, ttlSeconds: this.ttlSeconds }, 'sdkit: registering in etcd');
     session.keeper = this.#pool.acquire(this.ttlSeconds, session);
-    return session.registered.promise;
+    return holdUntilSettled(session.registered.promise);
+  }
+
+  /** The error register()/deregister() reject with once the client is closed, else `undefined`. */
+  #closedError(call: 'register' | 'deregister'): EtcdClientError | undefined {
+    const closed = this.#closedBy !== undefined || this.#pool.client?.closed === true;
+    if (!closed) return undefined;
+    const registered = this.#closedBy !== undefined;
+    return new EtcdClientError(
+      'closed',
+      `EtcdRegistrar: ${call}() of ${describeValue(this.key)}: the etcd client was closed` +
+        (call === 'deregister' && registered
+          ? `; the key was not deleted and expires with its lease within ${this.ttlSeconds} s`
+          : ''),
+      { cause: this.#closedBy },
+    );
+  }
+
+  /** The client was closed while registered or registering: the lease is left to expire, nothing more happens. */
+  #clientClosed(session: Session, error: Error): void {
+    if (this.#session !== session) return;
+    this.#session = undefined;
+    session.active = false;
+    session.wake?.();
+    this.#closedBy = error instanceof EtcdClientError ? error : new EtcdClientError('closed', error.message);
+    session.registered.reject(this.#closedError('register')!);
+    this.#logger.warn(
+      { key: this.key, ttlSeconds: this.ttlSeconds },
+      'sdkit: etcd client closed while registered; the key expires with its lease',
+    );
+    this.#setState('lost');
+    this.#state$.complete();
   }
 
   /**
@@ -434,18 +508,21 @@ export class EtcdRegistrar implements Registrar {
    * `'delete'` or `'revoke'`) if etcd denied the permission.
    */
   deregister(): Promise<void> {
-    if (this.#deregistering) return this.#deregistering;
+    if (this.#deregistering) return holdUntilSettled(this.#deregistering);
+    if (this.#closedBy) return Promise.reject(this.#closedError('deregister'));
     const session = this.#session;
     if (!session) {
       this.#setState('deregistered');
       return Promise.resolve();
     }
-    return this.#end(
-      session,
-      new Error(
-        `EtcdRegistrar: deregister() was called before the registration of ${describeValue(this.key)} completed`,
+    return holdUntilSettled(
+      this.#end(
+        session,
+        new Error(
+          `EtcdRegistrar: deregister() was called before the registration of ${describeValue(this.key)} completed`,
+        ),
+        false,
       ),
-      false,
     );
   }
 

@@ -331,6 +331,14 @@ class WatchHub {
         'sdkit: etcd compacted past the watch revision; re-reading the prefix',
       );
       this.#needRead = true;
+      if (!this.#error) {
+        // Only a watch just created can be told this: until the fresh read lands, the set may be missing events.
+        this.#error = new EtcdWatchError(
+          `etcd compacted revision ${this.#revision + 1} of prefix ${JSON.stringify(this.#prefix)} away (compact revision ${compacted}); re-reading`,
+        );
+        const error = this.#error;
+        this.#broadcast((l) => l.error(error));
+      }
       this.#retry();
       return;
     }
@@ -356,14 +364,7 @@ class WatchHub {
       }
       this.#phase = 'watching';
       this.#attempt = 0;
-      if (this.#error) {
-        this.#error = undefined;
-        this.#settings.logger.info(
-          { prefix: this.#prefix, revision: this.#revision },
-          'sdkit: etcd watch resumed',
-        );
-        this.#broadcast((l) => l.healthy());
-      }
+      if (this.#error) this.#confirmResumed(this.#generation);
       return;
     }
     if (res.canceled) {
@@ -374,7 +375,13 @@ class WatchHub {
     if (res.fragment) return;
     const events = this.#pending;
     this.#pending = [];
-    if (events.length > 0) this.#applyEvents(events);
+    if (events.length > 0) {
+      // Events on a resumed watch: it caught up from history, so it was not compacted (see #confirmResumed). The
+      // change they make clears the error in the same event.
+      const wasFailing = this.#error !== undefined;
+      if (wasFailing) this.#healthy(false);
+      if (!this.#applyEvents(events) && wasFailing) this.#broadcast((l) => l.healthy());
+    }
     // else: a progress notification; its header revision is deliberately not used (it may run ahead of events).
   }
 
@@ -388,7 +395,8 @@ class WatchHub {
     );
   }
 
-  #applyEvents(events: IWatchResponse['events']): void {
+  /** Applies one watch response; returns whether it told the members of a change. */
+  #applyEvents(events: IWatchResponse['events']): boolean {
     // Coalesce per key, in revision order: the last event for a key decides (a delete then a re-put is a put).
     const last = new Map<string, Uint8Array | null>();
     let revision = this.#revision;
@@ -401,7 +409,7 @@ class WatchHub {
       last.set(key, ev.type === 'Delete' || (ev.type as unknown) === 1 ? null : ev.kv.value);
     }
     this.#revision = revision;
-    if (last.size === 0) return;
+    if (last.size === 0) return false;
     const puts = new Map<string, Uint8Array>();
     const deletes: string[] = [];
     for (const [key, value] of last) {
@@ -412,8 +420,9 @@ class WatchHub {
         puts.set(key, value);
       }
     }
-    if (puts.size === 0 && deletes.length === 0) return;
+    if (puts.size === 0 && deletes.length === 0) return false;
     this.#broadcast((l) => l.change(puts, deletes));
+    return true;
   }
 
   /** The key relative to the client's namespace, or undefined (logged) if it is outside the prefix or not UTF-8. */
@@ -472,5 +481,51 @@ class WatchHub {
       if (this.#needRead || !this.#hasSnapshot) this.#read();
       else this.#watch();
     }, delay);
+  }
+
+  /**
+   * A watch resumed after a failure is confirmed (`created`) at once, but if its revision was compacted meanwhile
+   * etcd cancels it with `compact_revision` only up to ~100 ms later: `created` alone must not clear the error, or
+   * the last set would briefly pass for current. Events mean the watch caught up from history (a compacted one gets
+   * none); otherwise a count-only read at the revision we hold tells: compacted (or a future revision: another
+   * store) means a fresh read, which clears the error once its set is applied. Only done once etcd answered, so an
+   * outage costs no extra calls.
+   */
+  #confirmResumed(gen: number): void {
+    this.#etcd.kv
+      .range({
+        key: this.#fullPrefix,
+        range_end: prefixRangeEnd(this.#fullPrefix),
+        revision: String(this.#revision),
+        count_only: true,
+        limit: 1,
+      })
+      .then(
+        () => {
+          if (gen === this.#generation && this.#error) this.#healthy(true);
+        },
+        (err: unknown) => {
+          if (gen !== this.#generation) return;
+          if (/required revision (has been compacted|is a future revision)/i.test(stableMessage(err))) {
+            this.#settings.logger.info(
+              { prefix: this.#prefix, revision: this.#revision },
+              'sdkit: etcd compacted the watch revision away (or is another store); re-reading the prefix',
+            );
+            this.#needRead = true;
+            this.#dropStream();
+            this.#read();
+          } else this.#fail(err, 'watch');
+        },
+      );
+  }
+
+  /** The failure is over; `announce`: tell the members now (else the next change does). */
+  #healthy(announce: boolean): void {
+    this.#error = undefined;
+    this.#settings.logger.info(
+      { prefix: this.#prefix, revision: this.#revision },
+      'sdkit: etcd watch resumed',
+    );
+    if (announce) this.#broadcast((l) => l.healthy());
   }
 }
