@@ -1,4 +1,6 @@
 import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { parseUri } from '@grpc/grpc-js/build/src/uri-parser.js';
+import type { Logger } from '@sdkit/sd-core';
 import { codecs, createEtcdClient, type EtcdClient, EtcdRegistrar } from '@sdkit/sd-etcd';
 import { type EtcdServer, eventually, startEtcd } from '@sdkit/test-harness';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -219,22 +221,36 @@ describe('etcd:/// targets on real etcd and real gRPC servers', () => {
   });
 
   it('etcdPrefixForTarget: etcd naming layout, refuses authorities and empty paths', () => {
-    expect(etcdPrefixForTarget({ scheme: 'etcd', authority: '', path: 'my-service' })).toBe('my-service/');
-    expect(etcdPrefixForTarget({ scheme: 'etcd', authority: '', path: '/services/foo' })).toBe(
-      '/services/foo/',
-    );
-    expect(etcdPrefixForTarget({ scheme: 'etcd', path: 'svc/' })).toBe('svc/');
+    // Targets as grpc-js's own parser hands them to the resolver.
+    const prefix = (target: string) => etcdPrefixForTarget(parseUri(target)!);
+    expect(prefix('etcd:///my-service')).toBe('my-service/');
+    expect(prefix('etcd:////services/foo')).toBe('/services/foo/');
+    expect(prefix('etcd:///svc/')).toBe('svc/');
+    expect(prefix('etcd:svc/')).toBe('svc/');
     // Percent-decoded, as grpc-go's Target.Endpoint() is ('+' stays a plus in a path).
-    expect(etcdPrefixForTarget({ scheme: 'etcd', path: 'my%20svc%2Fv1+x' })).toBe('my svc/v1+x/');
-    expect(() => etcdPrefixForTarget({ scheme: 'etcd', path: 'bad%zz' })).toThrow(
-      /"etcd:bad%zz" has a malformed percent-encoding/,
+    expect(prefix('etcd:///my%20svc%2Fv1+x')).toBe('my svc/v1+x/');
+    expect(() => prefix('etcd:bad%zz')).toThrow(/"etcd:bad%zz" has a malformed percent-encoding/);
+    expect(() => prefix('etcd://h:2379/svc')).toThrow(
+      new TypeError(
+        'etcd target "etcd://h:2379/svc" has an authority; write etcd:///<service> (the etcd client decides which cluster is asked)',
+      ),
     );
-    expect(() => etcdPrefixForTarget({ scheme: 'etcd', authority: 'h:2379', path: 'svc' })).toThrow(
-      /authority/,
+    expect(() => prefix('etcd:///')).toThrow(/"etcd:\/\/\/" names no service/);
+    expect(() => prefix('etcd:////')).toThrow(/names no service/);
+    expect(() => prefix('etcd://')).toThrow(/names no service/);
+  });
+
+  it('etcdPrefixForTarget: a service where the authority goes (etcd://svc) is refused, naming the fix', () => {
+    // grpc-js splits off an authority only when a "/" follows it, so this arrives with no authority at all.
+    expect(parseUri('etcd://greeter')).toEqual({ scheme: 'etcd', authority: undefined, path: '//greeter' });
+    const twoSlashes = new TypeError(
+      'etcd target "etcd://greeter" puts the service where the authority goes (two slashes); write etcd:///greeter (three slashes)',
     );
-    expect(() => etcdPrefixForTarget({ scheme: 'etcd', authority: '', path: '/' })).toThrow(
-      /names no service/,
+    expect(() => etcdPrefixForTarget(parseUri('etcd://greeter')!)).toThrow(twoSlashes);
+    expect(() => etcdPrefixForTarget(parseUri('etcd://greeter/')!)).toThrow(
+      /"etcd:\/\/greeter\/" puts the service where the authority goes .*write etcd:\/\/\/greeter \(three slashes\)/,
     );
+    expect(() => etcdPrefixForTarget(parseUri('mine://a.b')!)).toThrow(/write mine:\/\/\/a\.b \(three/);
   });
 
   it('a target with an authority fails its calls with a clear UNAVAILABLE', async () => {
@@ -242,5 +258,124 @@ describe('etcd:/// targets on real etcd and real gRPC servers', () => {
     const r = await who(c);
     expect(r.error?.code).toBe(status.UNAVAILABLE);
     expect(r.error?.details).toContain('has an authority');
+  });
+});
+
+/** A logger that keeps every `warn` and `error` entry. */
+function recordingLogger(): Logger & {
+  entries: Array<{ level: string; fields: Record<string, unknown>; msg?: string }>;
+} {
+  const entries: Array<{ level: string; fields: Record<string, unknown>; msg?: string }> = [];
+  const keep =
+    (level: string) =>
+    (fields: object, msg?: string): void => {
+      entries.push({
+        level,
+        fields: fields as Record<string, unknown>,
+        ...(msg !== undefined ? { msg } : {}),
+      });
+    };
+  return { entries, debug() {}, info() {}, warn: keep('warn'), error: keep('error') };
+}
+
+describe('etcd:/// target forms and defaults, end to end', () => {
+  it('etcd:///svc/ (trailing slash): calls succeed, with the service name as :authority', async () => {
+    const a = await server('slash-a');
+    await register('svc-slash', a);
+    const c = channel('etcd:///svc-slash/');
+    // Registered before the channel exists: the very first call must succeed (it used to fail with
+    // "13 Received RST_STREAM with code 1", the server refusing the :authority "svc-slash/").
+    const r = await who(c);
+    expect(r.error?.details).toBeUndefined();
+    expect(r.reply?.id).toBe('slash-a');
+    expect([...a.state.authorities]).toEqual(['svc-slash']);
+  });
+
+  it("etcd:////services/foo (go-kit's layout, EtcdRegistrar defaults): calls succeed, :authority services.foo", async () => {
+    const a = await server('gk-a');
+    const r = new EtcdRegistrar(client, {
+      key: `/services/foo-gk/${a.address}`,
+      instance: { address: a.address },
+    });
+    cleanups.push(() => r[Symbol.asyncDispose]());
+    await r.register();
+    const c = channel('etcd:////services/foo-gk');
+    const reply = await who(c);
+    expect(reply.error?.details).toBeUndefined();
+    expect(reply.reply?.id).toBe('gk-a');
+    expect([...a.state.authorities]).toEqual(['services.foo-gk']);
+  });
+
+  it('EtcdRegistrar and registerEtcdScheme both on default options find each other', async () => {
+    const a = await server('def-a');
+    const r = new EtcdRegistrar(client, {
+      key: `svc-defaults/${a.address}`,
+      instance: { address: a.address },
+    });
+    cleanups.push(() => r[Symbol.asyncDispose]());
+    await r.register();
+    // The registrar's default is the plain go-kit instance string, not etcd-naming JSON.
+    const stored = await etcd.etcdctl('get', `svc-defaults/${a.address}`, '--print-value-only');
+    expect(stored.stdout.trim()).toBe(a.address);
+
+    const c = channel('etcd:///svc-defaults'); // `registration` is registerEtcdScheme(client), no options
+    const reply = await who(c);
+    expect(reply.error?.details).toBeUndefined();
+    expect(reply.reply?.id).toBe('def-a');
+  });
+
+  it('etcd://svc (two slashes) fails calls at once with UNAVAILABLE naming the fix, logged at error', async () => {
+    const logger = recordingLogger();
+    const reg = registerEtcdScheme(client, { scheme: 'etcd-two', logger });
+    cleanups.push(reg);
+    // A live server under the prefix the target used to be followed as ("//svc-two/"): it must not be reached.
+    const a = await server('two-a');
+    await etcd.etcdctl('put', `//svc-two/${a.address}`, JSON.stringify({ Addr: a.address }));
+    cleanups.push(() => etcd.etcdctl('del', '--prefix', '//svc-two/'));
+
+    const c = channel('etcd-two://svc-two');
+    const r = await who(c, 10_000);
+    expect(r.error?.code).toBe(status.UNAVAILABLE);
+    expect(r.error?.details).toContain(
+      'etcd-two://svc-two: etcd target "etcd-two://svc-two" puts the service where the authority goes (two slashes); write etcd-two:///svc-two (three slashes)',
+    );
+    expect(r.ms).toBeLessThan(1000); // the resolution failed; the call did not wait for its deadline
+    expect(a.state.calls).toBe(0);
+    expect(logger.entries).toContainEqual({
+      level: 'error',
+      fields: { target: 'etcd-two://svc-two', err: expect.stringContaining('write etcd-two:///svc-two') },
+      msg: 'sdkit grpc resolver: cannot make an instancer for the target',
+    });
+  });
+
+  it('values that cannot be read or dialled are skipped with a warning; the other instances serve', async () => {
+    const logger = recordingLogger();
+    const reg = registerEtcdScheme(client, { scheme: 'etcd-warn', logger });
+    cleanups.push(reg);
+    cleanups.push(() => etcd.etcdctl('del', '--prefix', 'svc-bad/'));
+    await etcd.etcdctl('put', 'svc-bad/json-garbage', '{"neither":"Addr nor address"}');
+    await etcd.etcdctl('put', 'svc-bad/no-port', 'not-an-address');
+    const a = await server('bad-a');
+    const r = new EtcdRegistrar(client, { key: `svc-bad/${a.address}`, instance: { address: a.address } });
+    cleanups.push(() => r[Symbol.asyncDispose]());
+    await r.register();
+
+    const c = channel('etcd-warn:///svc-bad');
+    const reply = await who(c);
+    expect(reply.error?.details).toBeUndefined();
+    expect(reply.reply?.id).toBe('bad-a');
+    // Both were read in the initial range read, before the channel got its addresses: already logged.
+    expect(logger.entries).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        fields: expect.objectContaining({ key: 'svc-bad/json-garbage', codec: 'auto' }),
+      }),
+    );
+    expect(logger.entries).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        fields: expect.objectContaining({ key: 'svc-bad/no-port', address: 'not-an-address' }),
+      }),
+    );
   });
 });

@@ -1,9 +1,17 @@
 import { type ChannelOptions, experimental, status } from '@grpc/grpc-js';
 import { getDefaultAuthority } from '@grpc/grpc-js/build/src/resolver.js';
+import { parseUri } from '@grpc/grpc-js/build/src/uri-parser.js';
 import type { Instancer, Logger } from '@sdkit/sd-core';
 import { FakeInstancer } from '@sdkit/sd-core/testing';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type GrpcTarget, registerInstancerScheme, type SchemeRegistration } from './resolver.js';
+import {
+  defaultAuthorityForTarget,
+  type GrpcTarget,
+  isValidAuthority,
+  registerInstancerScheme,
+  type SchemeRegistration,
+} from './resolver.js';
 
 // Unit tests of the resolver semantics, through grpc-js's own `createResolver` (the same path a channel takes),
 // with FakeInstancers as the source. No network.
@@ -327,9 +335,103 @@ describe('registerInstancerScheme: what the channel is told', () => {
     expect((await t.nextReport()).serviceConfig).toBeNull();
   });
 
-  it('getDefaultAuthority is the path', () => {
+  it('getDefaultAuthority is the path, without the slashes a :authority cannot carry', () => {
     const t = setup();
-    expect(getDefaultAuthority({ scheme: t.scheme, authority: '', path: 'my-service' })).toBe('my-service');
+    const authority = (target: string) => getDefaultAuthority(parseUri(`${t.scheme}:${target}`)!);
+    expect(authority('///my-service')).toBe('my-service');
+    expect(authority('///my-service/')).toBe('my-service');
+    expect(authority('////services/foo')).toBe('services.foo');
+  });
+});
+
+describe('default :authority', () => {
+  // Every target is parsed by grpc-js's own parser, as a channel does.
+  const authorityOf = (target: string) => defaultAuthorityForTarget(parseUri(target)!);
+
+  it('is the path without leading and trailing slashes when that is a valid authority', () => {
+    expect(authorityOf('x:///my-service')).toBe('my-service');
+    expect(authorityOf('x:///my-service/')).toBe('my-service');
+    expect(authorityOf('x:///my-service//')).toBe('my-service');
+    expect(authorityOf('x:///svc.ns:8080')).toBe('svc.ns:8080');
+    expect(authorityOf('x:///[::1]:50051')).toBe('[::1]:50051');
+    expect(authorityOf('x:my-service')).toBe('my-service');
+  });
+
+  it('sanitizes paths that are not: segments joined with ".", other characters "-", the port kept', () => {
+    expect(authorityOf('x:////services/foo')).toBe('services.foo');
+    expect(authorityOf('x:////services/foo/')).toBe('services.foo');
+    expect(authorityOf('x:///a//b/c')).toBe('a.b.c');
+    expect(authorityOf('x:///my%20svc')).toBe('my-svc');
+    expect(authorityOf('x:///team%2Fsvc')).toBe('team.svc');
+    expect(authorityOf('x:///grüße@home')).toBe('gr-e-home');
+    expect(authorityOf('x:///ns/svc:8080')).toBe('ns.svc:8080');
+    expect(authorityOf('x:///svc:99999')).toBe('svc-99999');
+    expect(authorityOf('x:///bad%zz/svc')).toBe('bad-zz.svc');
+    // http2.connect reads a name ending in a number as an IPv4 address, and refuses it when it is none.
+    expect(authorityOf('x:///svc/1')).toBe('svc-1');
+    expect(authorityOf('x:///svc.1:8080')).toBe('svc-1:8080');
+    expect(authorityOf('x:///99999999999')).toBe('localhost');
+    expect(authorityOf('x:///10.0.0.1:8080')).toBe('10.0.0.1:8080');
+    expect(authorityOf('x:///')).toBe('localhost');
+    expect(authorityOf('x://greeter')).toBe('greeter'); // path "//greeter": no authority part for grpc-js
+  });
+
+  it('isValidAuthority: hosts with an optional port, nothing an HTTP/2 server or http2.connect refuses', () => {
+    for (const ok of ['greeter', 'svc.ns:8080', '[::1]:50051', 'a_b~c', "a!$&'()*+,;=b", 'h:0', 'h:65535']) {
+      expect(isValidAuthority(ok), ok).toBe(true);
+    }
+    for (const bad of [
+      '',
+      'greeter/',
+      'services/foo',
+      'my svc',
+      'my%20svc',
+      'u@h',
+      'ü',
+      'h:65536',
+      'h:',
+      'a:b',
+      'svc.1',
+    ]) {
+      expect(isValidAuthority(bad), bad).toBe(false);
+    }
+  });
+
+  it('is always a valid authority that http2.connect can parse, whatever the path', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 40 }),
+          // The characters that make the edge cases: segments, escapes, ports, numeric labels, IPv6 brackets.
+          fc.string({
+            unit: fc.constantFrom('a', '1', '9', '.', '/', '%', '2', 'F', ':', 'x', ' ', 'ü', '[', ']', '@'),
+          }),
+        ),
+        (path) => {
+          const authority = defaultAuthorityForTarget({ scheme: 'x', authority: '', path });
+          expect(isValidAuthority(authority)).toBe(true);
+          expect(URL.canParse(`http://${authority}`)).toBe(true);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('a defaultAuthority option that returns an invalid authority makes grpc-js get a TypeError naming it', () => {
+    const scheme = `auth${++schemeSeq}`;
+    registrations.push(
+      registerInstancerScheme(scheme, () => new FakeInstancer(), { defaultAuthority: () => 'a/b' }),
+    );
+    expect(() => getDefaultAuthority({ scheme, authority: '', path: 'svc' })).toThrow(
+      new RegExp(`defaultAuthority\\("${scheme}:///svc"\\) returned "a/b", not a valid :authority`),
+    );
+    const good = `auth${++schemeSeq}`;
+    registrations.push(
+      registerInstancerScheme(good, () => new FakeInstancer(), {
+        defaultAuthority: (t) => `${t.path}.internal`,
+      }),
+    );
+    expect(getDefaultAuthority({ scheme: good, authority: '', path: 'svc' })).toBe('svc.internal');
   });
 });
 

@@ -8,7 +8,8 @@ import { describeValue } from './describe-value.js';
 /**
  * A parsed gRPC channel target, as grpc-js hands it to a resolver (`experimental.GrpcUri`):
  * `etcd:///my-service` is `{ scheme: 'etcd', authority: '', path: 'my-service' }`,
- * `etcd://host/my-service` is `{ scheme: 'etcd', authority: 'host', path: 'my-service' }`.
+ * `etcd://host/my-service` is `{ scheme: 'etcd', authority: 'host', path: 'my-service' }`, and — grpc-js splits off
+ * an authority only when a `/` follows it — `etcd://my-service` is `{ scheme: 'etcd', path: '//my-service' }`.
  */
 export type GrpcTarget = experimental.GrpcUri;
 
@@ -38,8 +39,13 @@ export interface InstancerSchemeOptions {
    */
   readonly logger?: Logger;
   /**
-   * The default `:authority` of channels with this scheme. Default: the target's path without leading `/`
-   * (`etcd:///my-service` → `my-service`).
+   * The default `:authority` of channels with this scheme (grpc-js's `getDefaultAuthority`; a channel option
+   * `grpc.default_authority` still overrides it per channel, and it is the TLS server name unless
+   * `grpc.ssl_target_name_override` is set). Default {@link defaultAuthorityForTarget}: the target's path without
+   * leading and trailing `/` (`etcd:///my-service/` → `my-service`), sanitized into a valid authority
+   * (`etcd:////services/foo` → `services.foo`). What it returns must be a valid authority
+   * ({@link isValidAuthority}: no `/`, `%`, `@`, spaces, non-ASCII); otherwise grpc-js gets a `TypeError` naming
+   * the value, so `new Client(target, …)` throws instead of every call failing with `RST_STREAM`.
    */
   readonly defaultAuthority?: (target: GrpcTarget) => string;
 }
@@ -62,6 +68,57 @@ export const DEFAULT_SERVICE_CONFIG: Readonly<ServiceConfig> = Object.freeze(
 );
 
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
+
+/** A host (reg-name of unreserved and sub-delim characters, or a bracketed IPv6 literal), an optional port. */
+const AUTHORITY = /^(?:[A-Za-z0-9._~!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?$/;
+
+/**
+ * Whether `text` can be a channel's HTTP/2 `:authority`: a host — letters, digits and `-._~!$&'()*+,;=`, or a
+ * bracketed IPv6 literal — and an optional port (0–65535), such that `http://<text>` is a URL. That is what HTTP/2
+ * servers accept (Node's, over nghttp2, reset a stream whose `:authority` has a `/`, a space or non-ASCII) and
+ * what grpc-js can open its HTTP/2 session with (it connects to `http://<authority>`, which must parse: no `%`,
+ * no `@`, and no name ending in a number that is not an IPv4 address, such as `svc.1`).
+ */
+export function isValidAuthority(text: string): boolean {
+  const m = typeof text === 'string' ? AUTHORITY.exec(text) : null;
+  return m !== null && (m[1] === undefined || Number(m[1]) <= 65535) && URL.canParse(`http://${text}`);
+}
+
+/**
+ * The default `:authority` of a channel whose target is `target` (what {@link registerInstancerScheme} reports
+ * unless given `defaultAuthority`). It is the target's path without leading and trailing `/` when that is a valid
+ * authority ({@link isValidAuthority}): `x:///my-service` and `x:///my-service/` → `my-service`,
+ * `x:///svc.ns:8080` → `svc.ns:8080`. Otherwise a sanitized form of it: percent-decoded, the path's segments
+ * joined with `.` (`x:////services/foo` → `services.foo`), each run of other characters outside `A-Za-z0-9-._~`
+ * replaced by `-` (`x:///my%20svc` → `my-svc`), a trailing `:port` kept; if that is still no valid authority (a
+ * name ending in a number, `x:///svc/1`), with `-` for `.` too (`svc-1`); `localhost` when no host is left
+ * (`x:///`). Always a valid authority; never throws.
+ */
+export function defaultAuthorityForTarget(target: GrpcTarget): string {
+  const trimmed = target.path.replace(/^\/+|\/+$/g, '');
+  if (isValidAuthority(trimmed)) return trimmed;
+  let text: string;
+  try {
+    text = decodeURIComponent(trimmed);
+  } catch {
+    text = trimmed;
+  }
+  let port = '';
+  const portMatch = /:([0-9]{1,5})$/.exec(text);
+  if (portMatch !== null && Number(portMatch[1]) <= 65535) {
+    port = portMatch[0];
+    text = text.slice(0, portMatch.index);
+  }
+  const host = text
+    .split('/')
+    .filter((segment) => segment !== '')
+    .join('.')
+    .replace(/[^A-Za-z0-9._~-]+/g, '-');
+  for (const candidate of [host, host.replaceAll('.', '-')]) {
+    if (candidate !== '' && isValidAuthority(`${candidate}${port}`)) return `${candidate}${port}`;
+  }
+  return `localhost${port}`;
+}
 
 interface Registration {
   readonly scheme: string;
@@ -135,7 +192,14 @@ export function registerInstancerScheme(
       super(reg, target, listener, channelOptions);
     }
     static getDefaultAuthority(target: GrpcTarget): string {
-      return authority ? authority(target) : target.path.replace(/^\/+/, '');
+      if (authority === undefined) return defaultAuthorityForTarget(target);
+      const value = authority(target);
+      if (!isValidAuthority(value)) {
+        throw new TypeError(
+          `${scheme} resolver: defaultAuthority(${JSON.stringify(experimental.uriToString(target))}) returned ${describeValue(value)}, not a valid :authority (a host with an optional port; no "/", "%", "@", spaces or non-ASCII)`,
+        );
+      }
+      return value;
     }
   }
   experimental.registerResolver(scheme, Resolver);
