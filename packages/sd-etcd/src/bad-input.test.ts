@@ -501,3 +501,57 @@ describe('createEtcdClient maxRequestBytes', () => {
     });
   }
 });
+
+describe('mistakes people make get an answer that names the fix', () => {
+  const logger = recordingLogger();
+  const client = clientOf(new ByteEtcd(''), logger);
+
+  it('a client passed without await: "did you forget await?", not an internal class name', () => {
+    const promised = Promise.resolve(client) as unknown as EtcdClient;
+    expect(() => new EtcdInstancer(promised, { prefix: 'svc/' })).toThrow(
+      /got a Promise \(did you forget `await`/,
+    );
+    expect(() => new EtcdRegistrar(promised, { key: 'svc/a', value: 'http://a:1' })).toThrow(
+      /^EtcdRegistrar: client must be an EtcdClient from `await createEtcdClient\(…\)`, got a Promise \(did you forget `await`/,
+    );
+    expect(() => new EtcdLeasePool(promised)).toThrow(/did you forget `await`/);
+  });
+
+  it('unknown options are refused, naming them and the right name', async () => {
+    const err = await createEtcdClient({
+      endpoints: ['http://127.0.0.1:2379'],
+      dialTimeout: 500,
+    } as unknown as EtcdClientOptions).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(TypeError);
+    expect(err?.message).toMatch(
+      /^createEtcdClient: unknown option "dialTimeout" \(did you mean "dialTimeoutMs"\?\)/,
+    );
+    const pool = new EtcdLeasePool(client, { [leaseBackendOverride]: {} as LeaseBackend });
+    expect(
+      () =>
+        new EtcdRegistrar(client, {
+          key: 'svc/a',
+          value: 'x',
+          ttl: 5,
+          lease: pool,
+        } as unknown as EtcdRegistrarOptions),
+    ).toThrow(/^EtcdRegistrar: unknown option "ttl" \(did you mean "ttlSeconds"\?\)/);
+    expect(() => new EtcdInstancer(client, { prefix: 'svc/', format: codecs.gokit } as never)).toThrow(
+      /^EtcdInstancer: unknown option "format" \(did you mean "codec"\?\)/,
+    );
+  });
+
+  it('a prefix without a trailing "/" is warned about once: it also matches its siblings', () => {
+    const before = logger.records.length;
+    new EtcdInstancer(client, { prefix: 'warn-me' }).stop();
+    new EtcdInstancer(client, { prefix: 'warn-me' }).stop();
+    new EtcdInstancer(client, { prefix: 'quiet/' }).stop();
+    const warnings = logger.records.slice(before).filter((r) => r.level === 'warn');
+    expect(warnings.map((r) => r.msg)).toEqual([
+      'sdkit: EtcdInstancer: prefix "warn-me" has no trailing "/", so it also matches keys like "warn-me-canary/…"; add the "/" unless that is what you want',
+    ]);
+  });
+});
