@@ -160,14 +160,7 @@ export class LeaseKeeper {
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
-    this.#phase = 'closed';
-    this.#holders.clear();
-    this.#cancelTimer?.();
-    this.#cancelTimer = undefined;
-    this.#stream?.close();
-    this.#stream = undefined;
-    const lease = this.#lease;
-    this.#lease = undefined;
+    const lease = this.#stop();
     this.#closing = (async () => {
       await this.#grantInFlight?.catch(() => undefined);
       const ids = [lease?.id, this.#orphan].filter((id): id is string => id !== undefined);
@@ -196,16 +189,23 @@ export class LeaseKeeper {
   abandon(error: Error): void {
     if (this.#phase === 'closed') return;
     const holders = [...this.#holders];
+    this.#stop();
+    this.#closing = Promise.resolve();
+    this.#logger.debug({ holders: holders.length }, 'sdkit: etcd client closed; lease left to expire');
+    for (const holder of holders) this.#call(holder, 'clientClosed', error);
+  }
+
+  /** Stops for good (phase `closed`): no holders, timers or keep-alives. Returns the lease that was held. */
+  #stop(): { readonly id: string } | undefined {
     this.#phase = 'closed';
     this.#holders.clear();
     this.#cancelTimer?.();
     this.#cancelTimer = undefined;
     this.#stream?.close();
     this.#stream = undefined;
+    const lease = this.#lease;
     this.#lease = undefined;
-    this.#closing = Promise.resolve();
-    this.#logger.debug({ holders: holders.length }, 'sdkit: etcd client closed; lease left to expire');
-    for (const holder of holders) this.#call(holder, 'clientClosed', error);
+    return lease;
   }
 
   // --- granting --------------------------------------------------------------------------------------------
