@@ -15,6 +15,13 @@ export {
   MemoryRegistry,
   type MemoryRegistryOptions,
 } from './memory-registry.js';
+export {
+  instancerForTarget,
+  isTargetInstancerSource,
+  type TargetInstancerOptions,
+  type TargetInstancerSource,
+  type TargetUri,
+} from './target-source.js';
 export type {
   Clock,
   Endpoint,

@@ -3,9 +3,14 @@ import {
   assertKnownOptions,
   type Clock,
   holdUntilSettled,
+  type Instancer,
+  instancerForTarget,
   type Logger,
   silentLogger,
   systemClock,
+  type TargetInstancerOptions,
+  type TargetInstancerSource,
+  type TargetUri,
 } from '@sdkit/sd-core';
 import {
   Etcd3,
@@ -15,7 +20,10 @@ import {
   isRecoverableError,
   type Namespace,
 } from 'etcd3';
+import { type Codec, codecs } from './codecs.js';
 import { describeValue, errorText } from './describe-value.js';
+import { EtcdInstancer } from './instancer.js';
+import { etcdPrefixForTarget } from './target.js';
 
 /**
  * PEM material for {@link EtcdClientOptions.tls}: a `Buffer` is the PEM contents; a `string` is the PEM contents
@@ -107,10 +115,20 @@ export class EtcdClientError extends Error {
   }
 }
 
+/** Options of an {@link EtcdClient}'s target mapping (`[instancerForTarget]`, used by `registerEtcdScheme`). */
+export interface EtcdTargetOptions extends TargetInstancerOptions {
+  /** How values are read. Default `codecs.auto` (etcd-naming JSON, go-kit strings and sdkit JSON alike). */
+  readonly codec?: Codec;
+}
+
 /**
  * A connected etcd client. Hand it to `EtcdInstancer` / `EtcdRegistrar`; close it after them.
+ *
+ * It is also a `TargetInstancerSource`: `client[instancerForTarget](target)` follows a gRPC target the way etcd's
+ * own resolver does (`etcd:///my-service` → an `EtcdInstancer` on the prefix `my-service/`, see
+ * `etcdPrefixForTarget`), which is how `registerEtcdScheme` in @sdkit/sd-grpc uses it without importing sd-etcd.
  */
-export interface EtcdClient extends AsyncDisposable {
+export interface EtcdClient extends AsyncDisposable, TargetInstancerSource<EtcdTargetOptions> {
   /**
    * The etcd3 handle to use for keys, watches and leases: the `Etcd3` itself, or its `.namespace(prefix)` when
    * `namespace` was given (keys are then relative to the prefix).
@@ -715,5 +733,13 @@ class Client implements EtcdClient {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
+  }
+
+  [instancerForTarget](target: TargetUri, options: EtcdTargetOptions = {}): Instancer {
+    return new EtcdInstancer(this, {
+      prefix: etcdPrefixForTarget(target),
+      codec: options.codec ?? codecs.auto,
+      logger: options.logger ?? this.logger,
+    });
   }
 }

@@ -14,6 +14,7 @@ export {
   EtcdClientError,
   type EtcdClientErrorReason,
   type EtcdClientOptions,
+  type EtcdTargetOptions,
   type PemSource,
 } from './client.js';
 export { type Codec, codecs, MAX_ADDRESS_LENGTH } from './codecs.js';
@@ -34,3 +35,4 @@ export {
   type SignalHandlersDisposer,
   type SignalProcess,
 } from './shutdown.js';
+export { etcdPrefixForTarget } from './target.js';

@@ -1,10 +1,16 @@
 import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { parseUri } from '@grpc/grpc-js/build/src/uri-parser.js';
 import type { Logger } from '@sdkit/sd-core';
-import { codecs, createEtcdClient, type EtcdClient, EtcdRegistrar } from '@sdkit/sd-etcd';
+import {
+  codecs,
+  createEtcdClient,
+  type EtcdClient,
+  EtcdRegistrar,
+  etcdPrefixForTarget,
+} from '@sdkit/sd-etcd';
 import { type EtcdServer, eventually, startEtcd } from '@sdkit/test-harness';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { etcdPrefixForTarget, registerEtcdScheme } from './etcd-scheme.js';
+import { registerEtcdScheme } from './etcd-scheme.js';
 import { EchoClient, type EchoServer, startEchoServer, type WhoReply } from './fixtures/echo-server.mjs';
 import type { SchemeRegistration } from './resolver.js';
 

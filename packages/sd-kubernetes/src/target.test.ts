@@ -8,7 +8,7 @@ import {
   type KubernetesTargetPort,
   type KubernetesTargetUri,
   parseKubernetesTarget,
-} from './kubernetes-target.js';
+} from './target.js';
 
 const num = (number: number): KubernetesTargetPort => ({ kind: 'number', number });
 const named = (name: string): KubernetesTargetPort => ({ kind: 'name', name });
