@@ -4,6 +4,14 @@
  * @packageDocumentation
  */
 
+export {
+  type Backoff,
+  type BackoffOptions,
+  createBackoff,
+  DEFAULT_BACKOFF,
+  type RetryWithinOptions,
+  retryWithin,
+} from './backoff.js';
 export { DEFAULT_CLOSE_TIMEOUT_MS, type EndpointerOptions, endpointer } from './endpointer.js';
 export { FixedInstancer } from './fixed-instancer.js';
 export { holdProcess, holdUntilSettled } from './hold-process.js';

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 
-export type { BackoffOptions } from './backoff.js';
+export type { BackoffOptions } from '@sdkit/sd-core';
 export {
   createEtcdClient,
   DEFAULT_KEEPALIVE,

@@ -5,11 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import type { InstancerEvent, Logger } from '@sdkit/sd-core';
+import { type BackoffOptions, createBackoff } from '@sdkit/sd-core';
 import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
 import type { IRangeRequest, IRangeResponse, IResponseHeader, IWatchRequest, IWatchResponse } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type BackoffOptions, createBackoff } from './backoff.js';
 import type { EtcdClient } from './client.js';
 import { type Codec, codecs, decodeEntry } from './codecs.js';
 import { watchResponse } from './fixtures/watch-response.js';

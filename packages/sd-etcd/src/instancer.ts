@@ -1,6 +1,8 @@
 import {
   assertKnownOptions,
+  type BackoffOptions,
   type Clock,
+  createBackoff,
   type Instance,
   InstanceCache,
   type Instancer,
@@ -10,7 +12,6 @@ import {
   systemClock,
 } from '@sdkit/sd-core';
 import type { Observable } from 'rxjs';
-import { type BackoffOptions, createBackoff } from './backoff.js';
 import { type EtcdClient, onClientClose } from './client.js';
 import { type Codec, clip, codecs, decodeAndLog } from './codecs.js';
 import { describeValue } from './describe-value.js';

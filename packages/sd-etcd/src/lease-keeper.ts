@@ -8,7 +8,7 @@
  * @module
  */
 import type { Clock, Logger } from '@sdkit/sd-core';
-import { type Backoff, retryWithin } from './backoff.js';
+import { type Backoff, retryWithin } from '@sdkit/sd-core';
 import type { KeepAliveStream, LeaseBackend } from './lease-backend.js';
 
 /** Someone whose keys live on a {@link LeaseKeeper}'s lease. Callbacks must not throw (errors are logged). */

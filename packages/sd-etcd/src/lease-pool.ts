@@ -3,8 +3,15 @@
  * process with many registrations holds one lease and sends one keep-alive per TTL/3, as etcd's gRPC proxy coalesces them.
  * @module
  */
-import { assertKnownOptions, type Clock, type Logger, silentLogger, systemClock } from '@sdkit/sd-core';
-import { type BackoffOptions, createBackoff } from './backoff.js';
+import {
+  assertKnownOptions,
+  type BackoffOptions,
+  type Clock,
+  createBackoff,
+  type Logger,
+  silentLogger,
+  systemClock,
+} from '@sdkit/sd-core';
 import { type EtcdClient, onClientClose } from './client.js';
 import { describeValue } from './describe-value.js';
 import { etcd3LeaseBackend, type LeaseBackend } from './lease-backend.js';

@@ -1,9 +1,9 @@
 import type { RegistrarState } from '@sdkit/sd-core';
+import { createBackoff } from '@sdkit/sd-core';
 import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
 import { EtcdPermissionDeniedError, type Namespace } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createBackoff } from './backoff.js';
 import type { EtcdClient } from './client.js';
 import { codecs } from './codecs.js';
 import {

@@ -1,16 +1,19 @@
 import {
   assertKnownOptions,
+  type Backoff,
+  type BackoffOptions,
   type Clock,
+  createBackoff,
   holdUntilSettled,
   type Instance,
   type Logger,
   type Registrar,
   type RegistrarState,
+  retryWithin,
   silentLogger,
   systemClock,
 } from '@sdkit/sd-core';
 import { type Observable, ReplaySubject } from 'rxjs';
-import { type Backoff, type BackoffOptions, createBackoff, retryWithin } from './backoff.js';
 import { assertEtcdClient, DEFAULT_MAX_REQUEST_BYTES, type EtcdClient, EtcdClientError } from './client.js';
 import { type Codec, clip, codecs } from './codecs.js';
 import { describeValue, errorText } from './describe-value.js';

@@ -10,7 +10,7 @@
  * @internal
  * @packageDocumentation
  */
-import type { Clock, Logger } from '@sdkit/sd-core';
+import type { Backoff, Clock, Logger } from '@sdkit/sd-core';
 import type {
   IKeyValue,
   IRangeRequest,
@@ -19,7 +19,6 @@ import type {
   IWatchRequest,
   IWatchResponse,
 } from 'etcd3';
-import type { Backoff } from './backoff.js';
 import { clip, MAX_LOGGED_KEY_LENGTH } from './codecs.js';
 
 /** The parts of an etcd3 `Namespace` the hub uses (both are public readonly fields of `Namespace`). */

@@ -1,14 +1,21 @@
 /**
- * Exponential backoff with jitter: the one retry timing of the instancer's watch, the lease keeper and the
- * registrar, and {@link retryWithin} for calls worth retrying until a deadline.
+ * Exponential backoff with jitter: the one retry timing of every sdkit backend (etcd's watch, lease keeper and
+ * registrar; Kubernetes' list and watch), timed by the injected {@link Clock}, and {@link retryWithin} for calls
+ * worth retrying until a deadline.
  * @module
  */
-import type { Clock } from '@sdkit/sd-core';
-import { describeValue } from './describe-value.js';
+import type { Clock } from './types.js';
+
+/** A short description of a bad option value for error messages (objects by kind only). */
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
 
 /**
- * Retry timing, the same shape for every sdkit etcd component (`EtcdInstancer`, `EtcdRegistrar`,
- * `EtcdLeasePool`): attempt `n` (0-based) waits `d × (1 − jitter + jitter × random())` where
+ * Retry timing, the same shape for every sdkit backend component (`EtcdInstancer`, `EtcdRegistrar`,
+ * `EtcdLeasePool`, `KubernetesInstancer`): attempt `n` (0-based) waits `d × (1 − jitter + jitter × random())` where
  * `d = min(maxMs, initialMs × factor^n)` — a random time in `[d × (1 − jitter), d]`. The default jitter, 0.5,
  * is "equal jitter": never zero, never in lock-step with other processes that failed at the same moment.
  */
@@ -16,8 +23,8 @@ export interface BackoffOptions {
   /** Delay bound of the first retry, in ms. Default 100. Must be > 0. */
   readonly initialMs?: number;
   /**
-   * Upper bound of any delay, in ms. Must be >= `initialMs`. Default: 10 000 for the instancer's watch, 5 000 for
-   * registrations and leases (or `initialMs` if that is larger).
+   * Upper bound of any delay, in ms. Must be >= `initialMs`. Default: each component's (10 000 for watches, 5 000
+   * for registrations and leases), or `initialMs` if that is larger.
    */
   readonly maxMs?: number;
   /** Growth per failed attempt. Default 2. Must be >= 1. */
