@@ -13,6 +13,18 @@ export {
   startEtcd,
   startEtcdCluster,
 } from './etcd.js';
+export {
+  KUBE_ADMIN_USER,
+  type KubeApiServer,
+  type KubeApiServerOptions,
+  type KubeObject,
+  type KubeRequestOptions,
+  type KubeResponse,
+  type KubeWatch,
+  type KubeWatchEvent,
+  kubeApiServerBinDir,
+  startKubeApiServer,
+} from './kube-apiserver.js';
 export { freePort } from './ports.js';
 export { type ProxyMode, TcpProxy } from './tcp-proxy.js';
 export { type Certificates, makeCertificates } from './tls.js';
