@@ -1,9 +1,12 @@
 /**
  * Parsing of `kubernetes://` gRPC targets in the forms that sercand/kuberesolver (the Go gRPC resolver for
- * Kubernetes) accepts, so that the same target string works for Go and Node clients.
+ * Kubernetes) accepts, so that the same target string works for Go and Node clients, and their mapping to
+ * instancers ({@link kubernetesTargetInstancer}).
  *
  * @module
  */
+import { type KubernetesClient, transportOf } from './client.js';
+import { KubernetesInstancer, type KubernetesInstancerOptions } from './instancer.js';
 
 /**
  * The port part of a Kubernetes target: either a port number (dialled as given) or the name of a port of the
@@ -266,4 +269,52 @@ function describe(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+/** Options of {@link kubernetesTargetInstancer}: those of `KubernetesInstancer` that a target does not give. */
+export type KubernetesTargetInstancerOptions = Omit<
+  KubernetesInstancerOptions,
+  'service' | 'namespace' | 'port'
+>;
+
+/**
+ * Maps kuberesolver targets to instancers on `client`: the returned function parses a target (a string such as
+ * `kubernetes:///my-service.my-namespace:grpc`, or grpc-js's parsed form; see {@link parseKubernetesTarget}) and
+ * returns a new `KubernetesInstancer` following it, which the caller stops. A target without a namespace uses the
+ * client's (`client.namespace`: the pod's own in-cluster, else the kubeconfig context's, else `default`, as
+ * kuberesolver does); without a port, each EndpointSlice's first port; a port number is dialled as given, a port
+ * name looked up in the slices.
+ *
+ * ```ts
+ * const forTarget = kubernetesTargetInstancer(client, { servingTerminating: true });
+ * const instancer = forTarget('kubernetes:///greeter.apps:grpc');
+ * ```
+ * @throws TypeError (from the returned function) naming the target when it is malformed, and (from either) for
+ *   bad options or a client that is not a `KubernetesClient`.
+ */
+export function kubernetesTargetInstancer(
+  client: KubernetesClient,
+  options: KubernetesTargetInstancerOptions = {},
+): (target: string | KubernetesTargetUri) => KubernetesInstancer {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`kubernetesTargetInstancer: options must be an object, got ${describe(options)}`);
+  }
+  for (const key of ['service', 'namespace', 'port']) {
+    if (Object.hasOwn(options, key)) {
+      throw new TypeError(
+        `kubernetesTargetInstancer: ${key} comes from each target (e.g. "kubernetes:///service.namespace:port"), not from the options`,
+      );
+    }
+  }
+  transportOf(client, 'kubernetesTargetInstancer');
+  return (target) => {
+    const parsed = parseKubernetesTarget(target);
+    const port = parsed.port;
+    return new KubernetesInstancer(client, {
+      ...options,
+      service: parsed.service,
+      namespace: parsed.namespace ?? client.namespace,
+      ...(port === undefined ? {} : { port: port.kind === 'number' ? port.number : port.name }),
+    });
+  };
 }
