@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type EtcdServer, eventually, startEtcd } from '@sdkit/test-harness';
+import { type EtcdServer, eventually, registerTsHooks, startEtcd } from '@sdkit/test-harness';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 // A real service process (src/fixtures/registrar-child.mjs) registers itself; we kill it and watch etcd.
-// The child runs the package's TypeScript sources directly through src/fixtures/register-ts.mjs (module hooks that
+// The child runs the package's TypeScript sources directly through @sdkit/test-harness' registerTsHooks (module hooks that
 // transpile with the workspace's `typescript`), so no build is needed and the code under test is always current.
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -32,7 +32,7 @@ function startService(config: {
 }): Promise<Service> {
   const child = spawn(
     process.execPath,
-    ['--import', `${fixtures}register-ts.mjs`, `${fixtures}registrar-child.mjs`, JSON.stringify(config)],
+    ['--import', registerTsHooks, `${fixtures}registrar-child.mjs`, JSON.stringify(config)],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.add(child);

@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { registerTsHooks } from '@sdkit/test-harness';
 import { afterEach, describe, expect, it } from 'vitest';
 import { endpoint, FakeApiServer, slice } from './fixtures/fake-api-server.js';
 import { tempDir, writeKubeconfig } from './fixtures/kubeconfig.js';
@@ -19,7 +20,7 @@ function run(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', './register-ts.mjs', 'lifetime-child.mjs', which, kubeconfig],
+      ['--import', registerTsHooks, 'lifetime-child.mjs', which, kubeconfig],
       { cwd: fixtures, timeout: 20_000 },
       (err, stdout, stderr) => {
         const code = err ? ((err as { code?: number }).code ?? null) : 0;

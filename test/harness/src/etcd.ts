@@ -1,11 +1,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { trackChild, trackDir, untrackDir } from './cleanup.js';
 import { freePort } from './ports.js';
 import { eventually } from './wait.js';
 
@@ -85,79 +86,6 @@ export interface EtcdCluster extends AsyncDisposable {
   leader(): Promise<EtcdServer>;
   /** Closes every member (kill + remove temp dirs). Idempotent; also `[Symbol.asyncDispose]`. */
   close(): Promise<void>;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Safety net: every child and temp dir is registered with (a) a process 'exit' hook and (b) a tiny detached awk
-// watchdog reading a pipe from us; when this process dies in any way (even SIGKILL) the pipe closes and the
-// watchdog kills the remaining children and removes the temp dirs.
-
-const liveChildren = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-let watchdog: ChildProcess | undefined;
-let exitHookInstalled = false;
-
-const WATCHDOG_SCRIPT = `
-/^P\\+/ { p[substr($0, 3)] = 1; next }
-/^P-/ { delete p[substr($0, 3)]; next }
-/^D\\+/ { d[substr($0, 3)] = 1; next }
-/^D-/ { delete d[substr($0, 3)]; next }
-END {
-  for (k in p) system("kill -9 " k " 2>/dev/null")
-  for (k in d) system("sleep 0.2; rm -rf '" k "'")
-}`;
-
-function tellWatchdog(line: string): void {
-  if (!watchdog) {
-    try {
-      watchdog = spawn('awk', [WATCHDOG_SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
-      watchdog.on('error', () => {}); // no awk: the 'exit' hook still works
-      watchdog.stdin?.on('error', () => {});
-      watchdog.unref();
-      (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    } catch {
-      return;
-    }
-  }
-  watchdog.stdin?.write(`${line}\n`);
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of liveChildren) {
-      try {
-        child.kill('SIGKILL');
-      } catch {}
-    }
-    for (const dir of liveDirs) {
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {}
-    }
-  });
-}
-
-function trackChild(child: ChildProcess): void {
-  installExitHook();
-  liveChildren.add(child);
-  if (child.pid !== undefined) tellWatchdog(`P+${child.pid}`);
-  child.once('exit', () => {
-    liveChildren.delete(child);
-    if (child.pid !== undefined) tellWatchdog(`P-${child.pid}`);
-  });
-}
-
-function trackDir(dir: string): void {
-  installExitHook();
-  liveDirs.add(dir);
-  if (/^[\w/.-]+$/.test(dir)) tellWatchdog(`D+${dir}`);
-}
-
-function untrackDir(dir: string): void {
-  liveDirs.delete(dir);
-  if (/^[\w/.-]+$/.test(dir)) tellWatchdog(`D-${dir}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

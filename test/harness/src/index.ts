@@ -4,6 +4,8 @@
  * every temp dir removed on close, and as a safety net when the test process exits.
  * @packageDocumentation
  */
+import { fileURLToPath } from 'node:url';
+
 export {
   type EtcdCluster,
   type EtcdServer,
@@ -30,3 +32,8 @@ export { type ProxyMode, TcpProxy } from './tcp-proxy.js';
 export { type Certificates, makeCertificates } from './tls.js';
 export { startTlsEtcdPair, type TlsEtcdPair } from './tls-etcd-pair.js';
 export { DEFAULT_WAIT_MS, describeValue, eventually, type SubscribableLike, waitFor } from './wait.js';
+/**
+ * Path of a module to pass to `node --import` so that a child process runs the workspace's TypeScript sources
+ * (module hooks that resolve the `@sdkit/source` condition and strip types), for tests that run a real child.
+ */
+export const registerTsHooks: string = fileURLToPath(new URL('../ts-hooks/register-ts.mjs', import.meta.url));

@@ -1,12 +1,13 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, openSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trackChild, trackDir, untrackDir } from './cleanup.js';
 import { freePort } from './ports.js';
 
 // A real Kubernetes API server for integration tests: test/kube-apiserver/server (built on the k8s.io/apiserver
@@ -205,78 +206,6 @@ export function kubeApiServerBinDir(): string {
   }
   binDirCache = dir;
   return dir;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Safety net, as in etcd.ts: children and temp dirs are killed / removed by a process 'exit' hook and by a tiny
-// detached awk watchdog that reads a pipe from this process and cleans up when it closes (even after SIGKILL).
-
-const liveChildren = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-let watchdog: ChildProcess | undefined;
-let exitHookInstalled = false;
-
-const WATCHDOG_SCRIPT = `
-/^P\\+/ { p[substr($0, 3)] = 1; next }
-/^P-/ { delete p[substr($0, 3)]; next }
-/^D\\+/ { d[substr($0, 3)] = 1; next }
-/^D-/ { delete d[substr($0, 3)]; next }
-END {
-  for (k in p) system("kill -9 " k " 2>/dev/null")
-  for (k in d) system("sleep 0.2; rm -rf '" k "'")
-}`;
-
-function tellWatchdog(line: string): void {
-  if (!watchdog) {
-    try {
-      watchdog = spawn('awk', [WATCHDOG_SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
-      watchdog.on('error', () => {});
-      watchdog.stdin?.on('error', () => {});
-      watchdog.unref();
-      (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    } catch {
-      return;
-    }
-  }
-  watchdog.stdin?.write(`${line}\n`);
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of liveChildren) {
-      try {
-        child.kill('SIGKILL');
-      } catch {}
-    }
-    for (const dir of liveDirs) {
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {}
-    }
-  });
-}
-
-function trackChild(child: ChildProcess): void {
-  installExitHook();
-  liveChildren.add(child);
-  if (child.pid !== undefined) tellWatchdog(`P+${child.pid}`);
-  child.once('exit', () => {
-    liveChildren.delete(child);
-    if (child.pid !== undefined) tellWatchdog(`P-${child.pid}`);
-  });
-}
-
-function trackDir(dir: string): void {
-  installExitHook();
-  liveDirs.add(dir);
-  if (/^[\w/.-]+$/.test(dir)) tellWatchdog(`D+${dir}`);
-}
-
-function untrackDir(dir: string): void {
-  liveDirs.delete(dir);
-  if (/^[\w/.-]+$/.test(dir)) tellWatchdog(`D-${dir}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
