@@ -107,7 +107,7 @@ export interface KubernetesClient extends AsyncDisposable, TargetInstancerSource
    * - Every `KubernetesInstancer` on it emits one last event with a {@link KubernetesClientError} (`'closed'`) as
    *   its `error` (its last known instances kept, as for any error), then completes; its open list or watch
    *   request is destroyed.
-   * - A pending {@link ready} (or `createKubernetesClient`) rejects with `'closed'`.
+   * - A pending {@link ready} rejects with `'closed'`.
    * Afterwards nothing on the client keeps the process alive.
    */
   close(): void;

@@ -91,7 +91,12 @@ export function readWatchStream(
     }
   });
   res.on('error', (err) => {
-    if (handler.current()) handler.fail(err);
+    if (!handler.current()) return;
+    // Node reports a response cut off mid-body (the API server killed, a reset) as a bare "aborted".
+    const brokeOff = err.message === 'aborted' || (err as NodeJS.ErrnoException).code === 'ECONNRESET';
+    handler.fail(
+      brokeOff ? new TransportError('network', 'the watch response broke off', { cause: err }) : err,
+    );
   });
   res.on('close', () => {
     if (!handler.current()) return;
