@@ -54,6 +54,18 @@ describe('SliceUnion', () => {
     expect([...f.published.keys()].sort()).toEqual(['10.0.0.2:8080', '10.0.0.3:8080']);
   });
 
+  it('a rewritten slice reports only the endpoints that changed, and keeps the objects of the others', () => {
+    const union = new SliceUnion();
+    const eps = [endpoint('10.0.0.1'), endpoint('10.0.0.2'), endpoint('10.0.0.3')];
+    union.set(contribution(slice('a', 'svc', eps)), new Set());
+    const before = union.get('10.0.0.1:8080');
+    const changed = new Set<string>();
+    // A new resourceVersion and new objects for every endpoint, as each update of a slice delivers them.
+    union.set(contribution(slice('a', 'svc', [eps[0]!, eps[1]!, endpoint('10.0.0.4')])), changed);
+    expect([...changed].sort()).toEqual(['10.0.0.3:8080', '10.0.0.4:8080']);
+    expect(union.get('10.0.0.1:8080')).toBe(before);
+  });
+
   it('does not flap when an endpoint moves between slices, in either order, with equal copies', () => {
     const union = new SliceUnion();
     const f = follower(union);

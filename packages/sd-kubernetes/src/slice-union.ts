@@ -1,4 +1,4 @@
-import type { Instance } from '@sdkit/sd-core';
+import { type Instance, sameInstance } from '@sdkit/sd-core';
 import type { SliceContribution } from './endpoint-slice.js';
 
 /**
@@ -82,17 +82,20 @@ export class SliceUnion {
 
   /**
    * Puts (adds or replaces) one slice. O(endpoints of the old and new versions). A slice with the same name and
-   * resourceVersion as the one held is skipped.
+   * resourceVersion as the one held is skipped. An endpoint whose instance is equal to the one held keeps the held
+   * object and is not reported as changed (a slice update rewrites all its endpoints: otherwise every one of them
+   * would be compared again downstream and held twice).
    */
-  set(slice: SliceContribution, changed: Set<string>): void {
-    const old = this.#slices.get(slice.name);
+  set(next: SliceContribution, changed: Set<string>): void {
+    const old = this.#slices.get(next.name);
     if (
       old !== undefined &&
       old.resourceVersion !== undefined &&
-      old.resourceVersion === slice.resourceVersion
+      old.resourceVersion === next.resourceVersion
     ) {
       return;
     }
+    const slice = old === undefined ? next : keepUnchanged(old, next);
     this.#count(old, -1);
     this.#count(slice, 1);
     this.#slices.set(slice.name, slice);
@@ -169,6 +172,18 @@ export class SliceUnion {
       this.#holders.set(key, { slice: only, instance });
     }
   }
+}
+
+/** `next`, with the instances equal to `old`'s replaced by `old`'s objects (a copy only when one was equal). */
+function keepUnchanged(old: SliceContribution, next: SliceContribution): SliceContribution {
+  let instances: Map<string, Instance> | undefined;
+  for (const [key, instance] of next.instances) {
+    const held = old.instances.get(key);
+    if (held === undefined || held === instance || !sameInstance(held, instance)) continue;
+    instances ??= new Map(next.instances);
+    instances.set(key, held);
+  }
+  return instances === undefined ? next : { ...next, instances };
 }
 
 interface Holder {
