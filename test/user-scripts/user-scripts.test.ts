@@ -295,4 +295,42 @@ describe('sdkit in plain Node processes (nothing else holds the event loop)', ()
     const run = await runOk(grpc, { cwd: join(root, 'examples', 'grpc'), env });
     expect(run.stdout).toContain(`etcd at ${etcd.endpoints[0]}`);
   });
+
+  it('the kubernetes example against the test API server: slices written, rewritten under calls, all cleaned up', async () => {
+    const { startKubeApiServer } = await import('@sdkit/test-harness');
+    const kube = await startKubeApiServer({ name: 'user-scripts-kube' });
+    try {
+      const example = join(root, 'examples', 'kubernetes', 'dist', 'main.js');
+      const run = await runOk(example, {
+        args: ['--kubeconfig', await kube.kubeconfig()],
+        cwd: join(root, 'examples', 'kubernetes'),
+      });
+      const out = run.stdout;
+      expect(out).toContain(`API server ${kube.url} (context "admin@sdkit-test", user "admin")`);
+      expect(out).toContain('namespace sdkit-example created, Service hello (port "http") created');
+      expect(out).toMatch(
+        /^ {2}instancer: 127\.0\.0\.1:\d+ \(pod hello-a, zone-1\), 127\.0\.0\.1:\d+ \(pod hello-b, zone-2\)$/m,
+      );
+      expect(out).toMatch(/^ {2}ok {3}6 calls, round robin over both slices: (a b a b a b|b a b a b a)$/m);
+      expect(out).toMatch(/hello-b rewritten: .* → instancer: 127\.0\.0\.1:\d+ \(pod hello-a, zone-1\)$/m);
+      expect(out).toMatch(/^ {4}instancer: \S+ \(pod hello-a, zone-1\), \S+ \(pod hello-c, zone-3\)$/m);
+      expect(out).toMatch(
+        /^ {2}ok {3}\d+ calls while scaling, 0 failed, \d+ retried \(answered: a \d+, b \d+, c \d+\)$/m,
+      );
+      expect(out).toContain(
+        'deleted EndpointSlice hello-a, EndpointSlice hello-c, Service hello, namespace sdkit-example',
+      );
+      expect(out).not.toContain('FAIL');
+      expect(out).toMatch(/\nok\n$/);
+      // It left nothing behind.
+      expect((await kube.request('GET', '/api/v1/namespaces/sdkit-example')).status).toBe(404);
+      const slices = await kube.request<{ items?: unknown[] }>(
+        'GET',
+        '/apis/discovery.k8s.io/v1/namespaces/sdkit-example/endpointslices',
+      );
+      expect(slices.body?.items).toEqual([]);
+    } finally {
+      await kube.close();
+    }
+  });
 });
