@@ -1,5 +1,7 @@
 /** The performance goals, each checked against the measured figures (reported as met/missed, never asserted). */
 import type { ChurnResult } from './churn.js';
+import type { KubeMemoryResult } from './kube-memory.js';
+import type { KubePropagationResult } from './kube-propagation.js';
 import type { MemoryResult } from './memory.js';
 import type { PerChangeResult } from './per-change.js';
 import type { PickResult, PipelineResult } from './picks.js';
@@ -20,6 +22,8 @@ interface Figures {
   readonly propagation: readonly PropagationResult[];
   readonly churn: readonly ChurnResult[];
   readonly memory: MemoryResult;
+  readonly kubePropagation: readonly KubePropagationResult[];
+  readonly kubeMemory: KubeMemoryResult;
 }
 
 /** Bytes per pick below which a pick counts as allocation-free (measurement noise over 100 000 picks). */
@@ -85,6 +89,22 @@ export function evaluateGoals(f: Figures): Goal[] {
     goal: '≤ 1 KiB per instance held (instancer + endpointer + roundRobin)',
     measured: `${x(f.memory.totalBytesPerInstance, 0)} B at ${f.memory.instances}`,
     met: Number.isFinite(f.memory.totalBytesPerInstance) ? f.memory.totalBytesPerInstance <= 1024 : null,
+  });
+  const kubeWorst = f.kubePropagation.reduce<KubePropagationResult | undefined>(
+    (w, p) => (!w || p.sdkitOverFloor > w.sdkitOverFloor ? p : w),
+    undefined,
+  );
+  goals.push({
+    goal: 'Kubernetes propagation (EndpointSlice write → a pick can return it) p50 ≤ 1.2× a bare watch (every size)',
+    measured: f.kubePropagation.map((p) => `${x(p.sdkitOverFloor)}× at ${p.endpoints}`).join(', ') || 'n/a',
+    met: kubeWorst ? kubeWorst.sdkitOverFloor <= 1.2 : null,
+  });
+  // What a long-running client holds: the larger of the two (every slice rewritten is the steady state).
+  const kubeHeld = Math.max(f.kubeMemory.totalBytesPerEndpoint, f.kubeMemory.rewrittenBytesPerEndpoint);
+  goals.push({
+    goal: 'Kubernetes: ≤ 1 KiB per endpoint held (KubernetesInstancer + endpointer + roundRobin)',
+    measured: `${x(f.kubeMemory.totalBytesPerEndpoint, 0)} B just listed, ${x(f.kubeMemory.rewrittenBytesPerEndpoint, 0)} B once every slice was rewritten, at ${f.kubeMemory.endpoints}`,
+    met: Number.isFinite(kubeHeld) ? kubeHeld <= 1024 : null,
   });
   return goals;
 }

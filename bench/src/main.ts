@@ -11,6 +11,7 @@ import { benchChurn, type ChurnFollower } from './churn.js';
 import { benchColdStart } from './cold-start.js';
 import { populate, startBenchEtcd } from './etcd-env.js';
 import { evaluateGoals, goalsTable } from './goals.js';
+import { ENDPOINTS_PER_SLICE, requireKubeApiServer } from './kube-env.js';
 import { canMeasureAllocation } from './measure.js';
 import { benchMemory } from './memory.js';
 import { benchPerChange } from './per-change.js';
@@ -24,6 +25,9 @@ const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'results'
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 if (!canMeasureAllocation) say('note: run node with --expose-gc to measure allocation');
+// The Kubernetes benchmarks run last: fail now, saying to run `node test/kube-apiserver/build.mjs`, if the test
+// API server is not built, rather than after minutes of the others.
+requireKubeApiServer();
 say(`sdkit benchmarks${quick ? ' (quick)' : ''} — node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'}`);
 
 const started = process.hrtime.bigint();
@@ -52,6 +56,10 @@ try {
   await env.close();
 }
 const { propagation, coldStart, churn, registration } = etcd;
+
+// Imported only now: it loads @kubernetes/client-node, whose heap the benchmarks above must not carry.
+const { benchKubernetes } = await import('./kube-section.js');
+const kubernetes = await benchKubernetes(quick, say, (what) => say(`${what} done (${elapsed()})`));
 
 async function sequential<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = [];
@@ -104,12 +112,22 @@ const machine = {
   date: new Date().toISOString(),
   node: process.version,
   etcd: etcdVersion,
+  kubeApiServer: kubernetes.apiServer,
   cpu: os.cpus()[0]?.model ?? 'unknown',
   cores: os.cpus().length,
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   quick,
 };
-const goals = evaluateGoals({ picks, pipeline, perChange, propagation, churn, memory });
+const goals = evaluateGoals({
+  picks,
+  pipeline,
+  perChange,
+  propagation,
+  churn,
+  memory,
+  kubePropagation: kubernetes.propagation,
+  kubeMemory: kubernetes.memory,
+});
 const results = {
   machine,
   goals,
@@ -121,11 +139,12 @@ const results = {
   registration,
   memory,
   coldStart,
+  kubernetes,
 };
 
 const fmt = (n: number, d = 1) => (Number.isNaN(n) ? 'n/a' : n.toFixed(d));
 const md = [
-  `Measured ${machine.date.slice(0, 10)} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB), Node ${machine.node}, etcd ${machine.etcd}${quick ? ', quick mode' : ''}.`,
+  `Measured ${machine.date.slice(0, 10)} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB), Node ${machine.node}, etcd ${machine.etcd}, Kubernetes API server ${machine.kubeApiServer}${quick ? ', quick mode' : ''}.`,
   '',
   '### Goals',
   '',
@@ -210,6 +229,36 @@ const md = [
   '| instances | first event ms (median) | bare ranged read ms | ratio |',
   '| ---: | ---: | ---: | ---: |',
   `| ${coldStart.instances} | ${fmt(coldStart.firstEventMs, 1)} | ${fmt(coldStart.rangedReadMs, 1)} | ${fmt(coldStart.ratio, 2)}× |`,
+  '',
+  '### Kubernetes propagation (real API server, EndpointSlice write start → a pick can return the new endpoint)',
+  '',
+  `${kubernetes.propagation[0]?.changes ?? 0} sequential writes per watcher and size (an admin JSON patch adding one endpoint to one slice, rotating over the slices, each removed again unmeasured), 100 endpoints per slice, measured in 4 interleaved blocks per watcher; one watcher follows the Service at a time. *Process busy*: this process's event-loop active time from the write's start to the detection (the writer's request and the watch event's handling).`,
+  '',
+  '| endpoints | slices | watcher | p50 ms | p90 ms | max ms | process busy µs (median) |',
+  '| ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+  ...kubernetes.propagation.flatMap((p) =>
+    (['sdkit', 'floor'] as const).map(
+      (w) =>
+        `| ${p.endpoints} | ${p.slices} | ${w === 'floor' ? 'floor (bare watch)' : 'sdkit instancer → endpointer → roundRobin'} | ${fmt(p[w].p50, 2)} | ${fmt(p[w].p90, 2)} | ${fmt(p[w].max, 2)} | ${fmt(p[w].busyUs, 0)} |`,
+    ),
+  ),
+  '',
+  '| endpoints | sdkit / floor (p50) | sdkit / floor (p90) |',
+  '| ---: | ---: | ---: |',
+  ...kubernetes.propagation.map(
+    (p) => `| ${p.endpoints} | ${fmt(p.sdkitOverFloor, 2)}× | ${fmt(p.sdkitOverFloorP90, 2)}× |`,
+  ),
+  '',
+  '### Kubernetes memory per endpoint held (real API server)',
+  '',
+  `${kubernetes.memory.endpoints} endpoints in ${Math.ceil(kubernetes.memory.endpoints / ENDPOINTS_PER_SLICE)} EndpointSlices, each with the controller's metadata (conditions, node, zone, Pod); just after the list, and once every slice has been rewritten (an endpoint added to it and removed, the others unchanged).`,
+  '',
+  '| part | bytes / endpoint |',
+  '| --- | ---: |',
+  `| KubernetesInstancer (instances with metadata, slice union, cache, event, watch) | ${fmt(kubernetes.memory.instancerBytesPerEndpoint, 0)} |`,
+  `| endpointer + roundRobin | ${fmt(kubernetes.memory.endpointerBytesPerEndpoint, 0)} |`,
+  `| total, just listed | ${fmt(kubernetes.memory.totalBytesPerEndpoint, 0)} |`,
+  `| total, every slice rewritten once | ${fmt(kubernetes.memory.rewrittenBytesPerEndpoint, 0)} |`,
   '',
 ].join('\n');
 
