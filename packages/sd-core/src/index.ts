@@ -12,6 +12,7 @@ export {
   type RetryWithinOptions,
   retryWithin,
 } from './backoff.js';
+export { notifyClosed, onClosed } from './close-listeners.js';
 export { DEFAULT_CLOSE_TIMEOUT_MS, type EndpointerOptions, endpointer } from './endpointer.js';
 export { FixedInstancer } from './fixed-instancer.js';
 export { holdProcess, holdUntilSettled } from './hold-process.js';

@@ -6,6 +6,8 @@ import {
   type Instancer,
   instancerForTarget,
   type Logger,
+  notifyClosed,
+  onClosed,
   silentLogger,
   systemClock,
   type TargetInstancerOptions,
@@ -221,28 +223,12 @@ const CLIENT_OPTION_HINTS = {
   prefix: 'namespace',
 };
 
-/** Close listeners of each client; see {@link onClientClose}. */
-const closeListeners = new WeakMap<object, Set<(error: EtcdClientError) => void>>();
-
 /**
  * Calls `listener` once, synchronously, when `client` is closed (at once if it already is). Returns a function
  * that removes it. For the instancers, registrars and lease pools built on the client. @internal
  */
 export function onClientClose(client: EtcdClient, listener: (error: EtcdClientError) => void): () => void {
-  if (client.closed === true) {
-    listener(closedError(client));
-    return () => {};
-  }
-  let set = closeListeners.get(client);
-  if (!set) {
-    set = new Set();
-    closeListeners.set(client, set);
-  }
-  set.add(listener);
-  const listeners = set;
-  return () => {
-    listeners.delete(listener);
-  };
+  return onClosed(client, client.closed === true, () => closedError(client), listener);
 }
 
 function closedError(client: EtcdClient): EtcdClientError {
@@ -716,18 +702,9 @@ class Client implements EtcdClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const listeners = closeListeners.get(this);
-    closeListeners.delete(this);
-    if (listeners) {
-      const error = closedError(this);
-      for (const listener of listeners) {
-        try {
-          listener(error);
-        } catch (err) {
-          this.logger.error({ err }, 'sdkit: a close listener of the etcd client threw');
-        }
-      }
-    }
+    notifyClosed(this, closedError(this), (err) =>
+      this.logger.error({ err }, 'sdkit: a close listener of the etcd client threw'),
+    );
     this.root.close();
   }
 

@@ -7,6 +7,8 @@ import {
   type Instancer,
   instancerForTarget,
   type Logger,
+  notifyClosed,
+  onClosed,
   silentLogger,
   systemClock,
   type TargetInstancerOptions,
@@ -208,11 +210,6 @@ function positiveMs(value: unknown, name: string, fallback: number): number {
   return value;
 }
 
-/** Close listeners of each client; see {@link onClientClose}. */
-const closeListeners = new WeakMap<object, Set<(error: KubernetesClientError) => void>>();
-/** The transport of each client; see {@link transportOf}. */
-const transports = new WeakMap<object, HttpTransport>();
-
 /**
  * Calls `listener` once, synchronously, when `client` is closed (at once if it already is). Returns a function
  * that removes it. For the instancers built on the client. @internal
@@ -221,21 +218,11 @@ export function onClientClose(
   client: KubernetesClient,
   listener: (error: KubernetesClientError) => void,
 ): () => void {
-  if (client.closed) {
-    listener(closedError(client));
-    return () => {};
-  }
-  let set = closeListeners.get(client);
-  if (!set) {
-    set = new Set();
-    closeListeners.set(client, set);
-  }
-  set.add(listener);
-  const listeners = set;
-  return () => {
-    listeners.delete(listener);
-  };
+  return onClosed(client, client.closed, () => closedError(client), listener);
 }
+
+/** The transport of each client; see {@link transportOf}. */
+const transports = new WeakMap<object, HttpTransport>();
 
 /**
  * The request maker of a client from {@link createKubernetesClient}; throws a `TypeError` naming `who` (and
@@ -396,17 +383,9 @@ class Client implements KubernetesClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const listeners = closeListeners.get(this);
-    closeListeners.delete(this);
-    if (!listeners) return;
-    const error = closedError(this);
-    for (const listener of listeners) {
-      try {
-        listener(error);
-      } catch (err) {
-        this.logger.error({ err: errorText(err) }, 'sdkit: a close listener of the Kubernetes client threw');
-      }
-    }
+    notifyClosed(this, closedError(this), (err) =>
+      this.logger.error({ err: errorText(err) }, 'sdkit: a close listener of the Kubernetes client threw'),
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
