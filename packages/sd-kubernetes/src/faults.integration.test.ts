@@ -85,6 +85,18 @@ describe('KubernetesInstancer on a failing API server', () => {
     await putSlice(kube, NS, sliceObject('gone-b', 'gone', [ready(3)]));
     cleanups.push(() => Promise.all(['gone-a', 'gone-b', 'gone-c'].map((n) => deleteSlice(kube, NS, n))));
     const inst = follow(c, 'gone');
+    // The checked history: the service's set after each write, in order. Every event must show one of them, never
+    // going back to an earlier one, and the last must be reached: nothing lost, nothing invented.
+    const history = [
+      [1, 2, 3],
+      [1, 2],
+      [1, 2, 4],
+      [1, 4, 5],
+      [1, 4, 5, 6],
+    ].map((ns) => ns.map(key).sort().join(','));
+    const seen: string[] = [];
+    const sub = inst.events$.subscribe((e) => seen.push(keysOf(e).join(',')));
+    cleanups.push(() => sub.unsubscribe());
     await until(inst, sameKeys([key(1), key(2), key(3)]), 'first set');
     // Other writes move etcd's revision past the one this watch holds; then history goes, and the watch cache.
     for (let i = 0; i < 20; i++)
@@ -101,6 +113,16 @@ describe('KubernetesInstancer on a failing API server', () => {
     // And it goes on watching.
     await putSlice(kube, NS, sliceObject('gone-c', 'gone', [ready(4), ready(6)]));
     await until(inst, sameKeys([key(1), key(4), key(5), key(6)]), 'a later change');
+    let at = 0;
+    for (const set of seen) {
+      const i = history.indexOf(set, at);
+      expect(
+        i,
+        `event ${set} is not a state the writes produced after ${history[at]}`,
+      ).toBeGreaterThanOrEqual(0);
+      at = i;
+    }
+    expect(at).toBe(history.length - 1);
   }, 120_000);
 
   it('the API server killed: the last set with an error, then back with nothing lost', async () => {
