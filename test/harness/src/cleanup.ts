@@ -5,7 +5,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 
 const liveChildren = new Set<ChildProcess>();
 const liveDirs = new Set<string>();
@@ -76,4 +76,32 @@ export function trackDir(dir: string): void {
 export function untrackDir(dir: string): void {
   liveDirs.delete(dir);
   if (/^[\w/.-]+$/.test(dir)) tellWatchdog(`D-${dir}`);
+}
+
+/**
+ * Starts `bin` with its stdout and stderr appended to `logFile`, tracked by the safety net and unref'd. `exited`
+ * resolves (never rejects) once it is gone, with how: `code N`, `signal S`, or `spawn error: …` (no binary).
+ */
+export function spawnTracked(
+  bin: string,
+  args: readonly string[],
+  logFile: string,
+): { child: ChildProcess; exited: Promise<string> } {
+  const out = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(bin, args, { stdio: ['ignore', out, out] });
+  } finally {
+    closeSync(out);
+  }
+  const exited = new Promise<string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `code ${code}`));
+    child.once('error', (err) => {
+      // spawn failure (e.g. ENOENT): no 'exit' follows.
+      if (child.pid === undefined) resolve(`spawn error: ${err.message}`);
+    });
+  });
+  trackChild(child);
+  child.unref();
+  return { child, exited };
 }

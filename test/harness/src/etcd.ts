@@ -1,12 +1,12 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { trackChild, trackDir, untrackDir } from './cleanup.js';
+import { spawnTracked, trackDir, untrackDir } from './cleanup.js';
 import { freePort } from './ports.js';
 import { eventually } from './wait.js';
 
@@ -215,29 +215,13 @@ class EtcdNode implements EtcdServer {
   launch(): void {
     if (this.closing) throw new Error(`etcd ${this.name} is closed`);
     if (this.child) return;
-    const out = openSync(this.stderrFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(etcdBin(), this.args(), { stdio: ['ignore', out, out] });
-    } finally {
-      closeSync(out);
-    }
+    const { child, exited } = spawnTracked(etcdBin(), this.args(), this.stderrFile);
     this.child = child;
     this.exitInfo = '';
-    this.exited = new Promise<void>((resolve) => {
-      const done = (info: string): void => {
-        if (this.child === child) this.child = undefined;
-        this.exitInfo = info;
-        resolve();
-      };
-      child.once('exit', (code, signal) => done(signal ? `signal ${signal}` : `code ${code}`));
-      child.once('error', (err) => {
-        // spawn failure (e.g. ENOENT): no 'exit' follows.
-        if (child.pid === undefined) done(`spawn error: ${err.message}`);
-      });
+    this.exited = exited.then((info) => {
+      if (this.child === child) this.child = undefined;
+      this.exitInfo = info;
     });
-    trackChild(child);
-    child.unref();
   }
 
   private async logTail(): Promise<string> {

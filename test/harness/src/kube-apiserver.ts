@@ -1,13 +1,13 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, openSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { trackChild, trackDir, untrackDir } from './cleanup.js';
+import { spawnTracked, trackDir, untrackDir } from './cleanup.js';
 import { freePort } from './ports.js';
 
 // A real Kubernetes API server for integration tests: test/kube-apiserver/server (built on the k8s.io/apiserver
@@ -256,28 +256,13 @@ class Proc {
 
   launch(): void {
     if (this.child) return;
-    const out = openSync(this.logFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(this.bin, this.args(), { stdio: ['ignore', out, out] });
-    } finally {
-      closeSync(out);
-    }
+    const { child, exited } = spawnTracked(this.bin, this.args(), this.logFile);
     this.child = child;
     this.exitInfo = '';
-    this.exited = new Promise<void>((resolve) => {
-      const done = (info: string): void => {
-        if (this.child === child) this.child = undefined;
-        this.exitInfo = info;
-        resolve();
-      };
-      child.once('exit', (code, signal) => done(signal ? `signal ${signal}` : `code ${code}`));
-      child.once('error', (err) => {
-        if (child.pid === undefined) done(`spawn error: ${err.message}`);
-      });
+    this.exited = exited.then((info) => {
+      if (this.child === child) this.child = undefined;
+      this.exitInfo = info;
     });
-    trackChild(child);
-    child.unref();
   }
 
   /** Resolves when `probe` says yes; rejects early if the process exits, or after `timeoutMs`. */
