@@ -1,13 +1,15 @@
-import { createRequire } from 'node:module';
+import sortedBtree from 'sorted-btree';
 
 // Internal: sorted-btree's copy-on-write B+ tree, the sorted structure behind InstanceCache and the Endpointer.
-// The package is CommonJS with `exports.default`; ESM default-import interop differs between Node (which hands
-// over `module.exports`) and bundlers or vitest (which unwrap `default`), so it is required: the same class
-// everywhere.
+// The package is CommonJS with `exports.default`; what an ESM default import of it yields differs: Node and Deno
+// hand over `module.exports` (the class is its `default`), bundlers, vitest and Bun unwrap `default` (the class
+// itself). Both are accepted, so no runtime needs `createRequire` (Node-only).
+
+type BTreeClass = typeof import('sorted-btree').default;
+const loaded = sortedBtree as unknown as BTreeClass | { default: BTreeClass };
 
 /** A sorted map from string keys, with O(log n) updates and an O(1) copy-on-write `clone()`. */
-export const BTree = (createRequire(import.meta.url)('sorted-btree') as typeof import('sorted-btree'))
-  .default;
+export const BTree: BTreeClass = typeof loaded === 'function' ? loaded : loaded.default;
 /** An instance of {@link BTree}. */
 export type BTree<K, V> = InstanceType<typeof BTree<K, V>>;
 

@@ -188,6 +188,18 @@ export interface Clock {
 const MAX_TIMER_MS = 2_147_483_647;
 
 /**
+ * Lets the runtime exit while `timer` is pending: `unref()` where `setTimeout` returns an object (Node, Bun),
+ * `Deno.unrefTimer` where it returns a number in Deno; elsewhere (browsers, workerd) there is nothing to do.
+ */
+function unref(timer: unknown): void {
+  if (typeof timer === 'object' && timer !== null) {
+    (timer as { unref?: () => void }).unref?.();
+  } else if (typeof timer === 'number') {
+    (globalThis as { Deno?: { unrefTimer?: (id: number) => void } }).Deno?.unrefTimer?.(timer);
+  }
+}
+
+/**
  * The real clock: `performance.now()` and unref'd `setTimeout`. Delays longer than Node's limit (~24.8 days) are
  * chained rather than clamped to 1 ms; `Infinity` never fires.
  */
@@ -200,7 +212,7 @@ export const systemClock: Clock = Object.freeze({
         remaining > MAX_TIMER_MS
           ? setTimeout(() => arm(remaining - MAX_TIMER_MS), MAX_TIMER_MS)
           : setTimeout(fn, remaining);
-      t.unref();
+      unref(t);
     };
     arm(ms);
     return () => clearTimeout(t);
