@@ -14,8 +14,8 @@ export interface BenchEtcd {
   readonly writer: Etcd3;
   /** A new raw etcd3 client (its own gRPC connection), closed with the environment. */
   raw(): Etcd3;
-  /** A new sdkit client (its own gRPC connection), closed with the environment. */
-  sdkit(): Promise<EtcdClient>;
+  /** A new sdkit client (its own connection; gRPC unless `transport` says otherwise), closed with the environment. */
+  sdkit(transport?: 'grpc' | 'http'): Promise<EtcdClient>;
   /** Closes every client, then stops etcd and removes its data. */
   close(): Promise<void>;
 }
@@ -48,8 +48,11 @@ export async function startBenchEtcd(): Promise<BenchEtcd> {
     server,
     writer,
     raw,
-    async sdkit() {
-      const c = await createEtcdClient({ endpoints: server.endpoints });
+    async sdkit(transport = 'grpc') {
+      const c =
+        transport === 'http'
+          ? await createEtcdClient({ transport: 'http', endpoints: server.endpoints })
+          : await createEtcdClient({ endpoints: server.endpoints });
       closers.push(() => c.close());
       return c;
     },

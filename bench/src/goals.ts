@@ -52,6 +52,12 @@ export function evaluateGoals(f: Figures): Goal[] {
     measured: f.propagation.map((p) => `${x(p.sdkitOverFloor)}× at ${p.instances}`).join(', '),
     met: worst ? worst.sdkitOverFloor <= 1.2 : null,
   });
+  const httpSizes = f.propagation.filter((p) => p.instances === 100 || p.instances === 10_000);
+  goals.push({
+    goal: 'propagation over HTTP/JSON p50 ≤ 1.3× the (gRPC) floor at 100 and 10 000',
+    measured: httpSizes.map((p) => `${x(p.httpOverFloor)}× at ${p.instances}`).join(', ') || 'n/a',
+    met: httpSizes.length > 0 ? httpSizes.every((p) => p.httpOverFloor <= 1.3) : null,
+  });
   const at10k = f.propagation.find((p) => p.instances === 10_000);
   goals.push({
     goal: 'propagation ≥ 20× faster than the re-read baseline at 10 000 (p50)',

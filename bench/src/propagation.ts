@@ -1,8 +1,9 @@
 /**
  * Discovery propagation on a real etcd: time from the start of a put to the moment a watcher has the new key.
- * Three watchers, each on its own connection, take turns following the prefix (interleaved blocks, one watcher
+ * Four watchers, each on its own connection, take turns following the prefix (interleaved blocks, one watcher
  * at a time, see {@link benchPropagation}):
  * - `sdkit`: an `EtcdInstancer` (the event whose `changes.added` holds the key);
+ * - `http`: the same `EtcdInstancer` on a client with `transport: 'http'` (etcd's HTTP/JSON gateway over fetch);
  * - `floor`: a bare etcd3 prefix watch (`watch().prefix(p).create()`, its `put` event for the key);
  * - `baseline`: go-kit sd/etcdv3's algorithm over etcd3 — on every watch notification, re-read the whole prefix
  *   (`getAll().prefix(p)`) and rebuild the sorted instance set; done when the rebuilt set holds the key.
@@ -26,10 +27,14 @@ export interface PropagationResult {
   readonly instances: number;
   readonly changes: number;
   readonly sdkit: Latency;
+  /** The EtcdInstancer over etcd's HTTP/JSON gateway. */
+  readonly http: Latency;
   readonly floor: Latency;
   readonly baseline: Latency;
   /** sdkit p50 / floor p50 (goal ≤ 1.2). */
   readonly sdkitOverFloor: number;
+  /** HTTP p50 / floor p50 (the floor is a gRPC watch; goal ≤ 1.3 at 100 and 10 000). */
+  readonly httpOverFloor: number;
   /** baseline p50 / sdkit p50 (goal ≥ 20 at 10 000). */
   readonly baselineOverSdkit: number;
 }
@@ -127,7 +132,7 @@ async function baselineProbe(raw: Etcd3, prefix: string): Promise<Probe> {
 }
 
 /** The watchers compared, and the order of their first blocks. */
-const WATCHERS = ['sdkit', 'floor', 'baseline'] as const;
+const WATCHERS = ['sdkit', 'http', 'floor', 'baseline'] as const;
 type WatcherKind = (typeof WATCHERS)[number];
 
 /** Blocks per watcher and size: the changes are measured in this many interleaved blocks. */
@@ -151,18 +156,19 @@ export async function benchPropagation(
 ): Promise<PropagationResult[]> {
   const out: PropagationResult[] = [];
   const sdkitClient = await env.sdkit();
+  const httpClient = await env.sdkit('http');
   const floorClient = env.raw();
   const baselineClient = env.raw();
   const open = (kind: WatcherKind, prefix: string, n: number): Promise<Probe> =>
-    kind === 'sdkit'
-      ? sdkitProbe(sdkitClient, prefix, n)
+    kind === 'sdkit' || kind === 'http'
+      ? sdkitProbe(kind === 'http' ? httpClient : sdkitClient, prefix, n)
       : kind === 'floor'
         ? floorProbe(floorClient, prefix)
         : baselineProbe(baselineClient, prefix);
   for (const n of sizes) {
     const prefix = propagationPrefix(n);
     await populate(env.writer, prefix, n);
-    const ms: Record<WatcherKind, number[]> = { sdkit: [], floor: [], baseline: [] };
+    const ms: Record<WatcherKind, number[]> = { sdkit: [], http: [], floor: [], baseline: [] };
     const count = changes(n);
     const t = process.hrtime.bigint();
     let next = n;
@@ -194,14 +200,16 @@ export async function benchPropagation(
       instances: n,
       changes: ms.sdkit.length,
       sdkit: summary(ms.sdkit),
+      http: summary(ms.http),
       floor: summary(ms.floor),
       baseline: summary(ms.baseline),
       sdkitOverFloor: percentile(ms.sdkit, 50) / percentile(ms.floor, 50),
+      httpOverFloor: percentile(ms.http, 50) / percentile(ms.floor, 50),
       baselineOverSdkit: percentile(ms.baseline, 50) / percentile(ms.sdkit, 50),
     };
     out.push(row);
     say(
-      `  propagation n=${n}: sdkit p50 ${row.sdkit.p50.toFixed(2)} ms, floor ${row.floor.p50.toFixed(2)} ms, ` +
+      `  propagation n=${n}: sdkit p50 ${row.sdkit.p50.toFixed(2)} ms, http ${row.http.p50.toFixed(2)} ms, floor ${row.floor.p50.toFixed(2)} ms, ` +
         `baseline ${row.baseline.p50.toFixed(2)} ms (${msSince(t).toFixed(0)} ms)`,
     );
   }

@@ -12,7 +12,7 @@ import { recordingLogger } from '@sdkit/sd-core/testing';
 import { type EtcdServer, startEtcd, waitFor } from '@sdkit/test-harness';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEtcdClient, type EtcdClient } from './client.js';
+import { createEtcdClient, type EtcdGrpcClient } from './client.js';
 import { codecs, decodeEntry } from './codecs.js';
 import { bytes, garbageValue, hugeValue } from './fixtures/bad-values.js';
 import { EtcdInstancer } from './instancer.js';
@@ -55,7 +55,7 @@ function skipWarnings(logger: ReturnType<typeof recordingLogger>): Map<string, n
 
 describe('EtcdInstancer on real etcd: garbage under the prefix', () => {
   let server: EtcdServer;
-  let client: EtcdClient;
+  let client: EtcdGrpcClient;
   beforeAll(async () => {
     server = await startEtcd({ name: 'bad-input' });
     client = await createEtcdClient({ endpoints: server.endpoints });

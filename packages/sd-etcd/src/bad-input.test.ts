@@ -18,12 +18,18 @@ import {
 } from './client.js';
 import { clip, codecs, decodeEntry, MAX_LOGGED_KEY_LENGTH } from './codecs.js';
 import { bytes, garbageValue, goodValue } from './fixtures/bad-values.js';
+import { fakeClient, inertClient } from './fixtures/fake-client.js';
 import { watchResponse } from './fixtures/watch-response.js';
 import { EtcdInstancer } from './instancer.js';
 import type { LeaseBackend } from './lease-backend.js';
 import { EtcdLeasePool, leaseBackendOverride } from './lease-pool.js';
 import { EtcdRegistrar, type EtcdRegistrarOptions, PUT_REQUEST_OVERHEAD_BYTES } from './registrar.js';
-import type { WatchableEtcd, WatchStream } from './watch-hub.js';
+
+/** The Watch RPC stream shape etcd3 hands over (what the gRPC transport drives). */
+interface WatchStream {
+  write(req: IWatchRequest): void;
+  cancel(): void;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // A byte-level fake etcd: holds raw key/value bytes; a read returns everything it holds (ignoring the range asked
@@ -39,7 +45,7 @@ class ByteStream extends EventEmitter implements WatchStream {
   cancel(): void {}
 }
 
-class ByteEtcd implements WatchableEtcd {
+class ByteEtcd {
   readonly prefix: Buffer;
   readonly data = new Map<string, { key: Buffer; value: Buffer }>();
   readonly ranges: IRangeRequest[] = [];
@@ -106,8 +112,8 @@ class ByteEtcd implements WatchableEtcd {
   }
 }
 
-const clientOf = (etcd: WatchableEtcd, logger: RecordingLogger): EtcdClient =>
-  ({ etcd, logger }) as unknown as EtcdClient;
+const clientOf = (etcd: ByteEtcd, logger: RecordingLogger): EtcdClient =>
+  fakeClient(etcd, etcd.prefix.toString(), logger);
 
 async function flush(): Promise<void> {
   for (let i = 0; i < 4; i++) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -313,7 +319,7 @@ function tryRegistrar(
   options: Partial<EtcdRegistrarOptions>,
   shape: FakeClientShape = {},
 ): { error: unknown; calls: string[]; registrar: EtcdRegistrar | undefined } {
-  const client = { etcd: {}, logger: undefined, ...shape } as unknown as EtcdClient;
+  const client = inertClient({ logger: undefined, ...shape });
   const { backend, calls } = recordingBackend();
   const pool = new EtcdLeasePool(client, { [leaseBackendOverride]: backend });
   try {

@@ -1,4 +1,5 @@
 import type { Instance, Logger } from '@sdkit/sd-core';
+import { compareBytes } from './transport.js';
 
 /**
  * How an etcd value becomes an {@link Instance} and back: the wire format of a service entry.
@@ -227,7 +228,7 @@ function goString(s: string): string {
 
 const utf8 = new TextEncoder();
 function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(utf8.encode(a), utf8.encode(b));
+  return compareBytes(utf8.encode(a), utf8.encode(b));
 }
 
 /** Go's `json.Marshal` of the `interface{}` value JSON decoding would give (maps with sorted keys). */

@@ -5,6 +5,9 @@
  * be registered again within TTL + backoff, and the key of a registrar deregistered before the fault must never
  * come back.
  *
+ * Every scenario runs for both transports of the instancer's and registrars' client (gRPC and HTTP/JSON); the
+ * writer and the checker always use gRPC, directly.
+ *
  * Set SDKIT_FAULT_REPORT=<file> to write the figures of every scenario as JSON (docs/reliability.md quotes them).
  */
 import { writeFile } from 'node:fs/promises';
@@ -35,6 +38,7 @@ const WAIT = 30_000;
 /** Figures of one scenario, as docs/reliability.md reports them. */
 interface Figures {
   scenario: string;
+  transport: 'grpc' | 'http';
   writesOk: number;
   writesFailed: number;
   leasedPuts: number;
@@ -76,6 +80,8 @@ interface FaultContext {
 
 interface Setup {
   readonly name: string;
+  /** The transport of the instancer's and registrars' client. */
+  readonly transport: 'grpc' | 'http';
   /** Where the writer and the checker talk to etcd: directly, never through the fault. */
   readonly direct: string[];
   /** Where the instancer's and registrars' client talks to etcd (a proxy, or the members themselves). */
@@ -88,7 +94,7 @@ interface Setup {
  * then checks. Returns the figures (and records them for the report).
  */
 async function runScenario(setup: Setup, fault: (ctx: FaultContext) => Promise<void>): Promise<Figures> {
-  const prefix = `/faults/${setup.name}/`;
+  const prefix = `/faults/${setup.name}-${setup.transport}/`;
   // The writer and the checker use an sdkit client too (direct to etcd): etcd3's own defaults would take ~5 s to
   // notice that a restarted etcd is back, and the figures would time the test's client, not the instancer.
   const directClient = await createEtcdClient({ endpoints: setup.direct, dialTimeoutMs: 10_000 });
@@ -98,7 +104,10 @@ async function runScenario(setup: Setup, fault: (ctx: FaultContext) => Promise<v
   const registrars: EtcdRegistrar[] = [];
   const writer = new RandomWriter(raw, prefix, { seed: setup.seed, leaseTtlSeconds: TTL_SECONDS });
   try {
-    client = await createEtcdClient({ endpoints: setup.through, dialTimeoutMs: 10_000 });
+    client =
+      setup.transport === 'http'
+        ? await createEtcdClient({ transport: 'http', endpoints: setup.through, dialTimeoutMs: 10_000 })
+        : await createEtcdClient({ endpoints: setup.through, dialTimeoutMs: 10_000 });
     const reg = (i: number) =>
       new EtcdRegistrar(client!, {
         key: `${prefix}r/${i}`,
@@ -189,6 +198,7 @@ async function runScenario(setup: Setup, fault: (ctx: FaultContext) => Promise<v
     const all = await readAll();
     const figures: Figures = {
       scenario: setup.name,
+      transport: setup.transport,
       writesOk: writer.ok,
       writesFailed: writer.failed,
       leasedPuts: writer.leased,
@@ -226,10 +236,12 @@ async function runScenario(setup: Setup, fault: (ctx: FaultContext) => Promise<v
 
 // ---------------------------------------------------------------------------------------------------------------
 
-describe('fault matrix: a single etcd member', () => {
+const TRANSPORTS = [{ transport: 'grpc' as const }, { transport: 'http' as const }];
+
+describe.each(TRANSPORTS)('fault matrix ($transport): a single etcd member', ({ transport }) => {
   let etcd: EtcdServer;
   beforeAll(async () => {
-    etcd = await startEtcd({ name: 'faults-single' });
+    etcd = await startEtcd({ name: `faults-single-${transport}` });
   });
   afterAll(async () => {
     await etcd?.close();
@@ -237,7 +249,7 @@ describe('fault matrix: a single etcd member', () => {
   const direct = () => ({ direct: etcd.endpoints, through: etcd.endpoints });
 
   it('stop and restart keeping the data', async () => {
-    await runScenario({ name: 'stop-restart', seed: 11, ...direct() }, async (ctx) => {
+    await runScenario({ name: 'stop-restart', transport, seed: 11, ...direct() }, async (ctx) => {
       await etcd.stop();
       await ctx.instancerError();
       await etcd.start();
@@ -245,7 +257,7 @@ describe('fault matrix: a single etcd member', () => {
   });
 
   it('kill -9 and restart', async () => {
-    await runScenario({ name: 'kill-restart', seed: 12, ...direct() }, async (ctx) => {
+    await runScenario({ name: 'kill-restart', transport, seed: 12, ...direct() }, async (ctx) => {
       await etcd.kill();
       await ctx.instancerError();
       await etcd.start();
@@ -253,7 +265,7 @@ describe('fault matrix: a single etcd member', () => {
   });
 
   it('restart with wiped data (a new store: revisions restart at 1)', async () => {
-    await runScenario({ name: 'wipe-restart', seed: 13, ...direct() }, async (ctx) => {
+    await runScenario({ name: 'wipe-restart', transport, seed: 13, ...direct() }, async (ctx) => {
       await ctx.writer.pause();
       await ctx.checker.capture();
       await etcd.restart({ wipe: true });
@@ -265,7 +277,7 @@ describe('fault matrix: a single etcd member', () => {
   it('compaction while the watcher is cut off', async () => {
     await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
     await runScenario(
-      { name: 'compact-while-cut', seed: 14, direct: etcd.endpoints, through: [proxy.endpoint] },
+      { name: 'compact-while-cut', transport, seed: 14, direct: etcd.endpoints, through: [proxy.endpoint] },
       async (ctx) => {
         proxy.cut();
         await ctx.instancerError();
@@ -283,58 +295,61 @@ describe('fault matrix: a single etcd member', () => {
   });
 });
 
-describe('fault matrix: the network between client and etcd', () => {
-  let etcd: EtcdServer;
-  beforeAll(async () => {
-    etcd = await startEtcd({ name: 'faults-net' });
-  });
-  afterAll(async () => {
-    await etcd?.close();
-  });
+describe.each(TRANSPORTS)(
+  'fault matrix ($transport): the network between client and etcd',
+  ({ transport }) => {
+    let etcd: EtcdServer;
+    beforeAll(async () => {
+      etcd = await startEtcd({ name: `faults-net-${transport}` });
+    });
+    afterAll(async () => {
+      await etcd?.close();
+    });
 
-  it('a cut connection, then a slow one (200 ms per hop), then normal', async () => {
-    await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
-    await runScenario(
-      { name: 'cut-then-delay', seed: 21, direct: etcd.endpoints, through: [proxy.endpoint] },
-      async (ctx) => {
-        proxy.cut();
-        await ctx.instancerError();
-        await ctx.writer.acknowledged(20);
-        proxy.delay(200);
-        proxy.resume();
-        await ctx.writer.acknowledged(40);
-        proxy.delay(0);
-      },
-    );
-  });
+    it('a cut connection, then a slow one (200 ms per hop), then normal', async () => {
+      await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
+      await runScenario(
+        { name: 'cut-then-delay', transport, seed: 21, direct: etcd.endpoints, through: [proxy.endpoint] },
+        async (ctx) => {
+          proxy.cut();
+          await ctx.instancerError();
+          await ctx.writer.acknowledged(20);
+          proxy.delay(200);
+          proxy.resume();
+          await ctx.writer.acknowledged(40);
+          proxy.delay(0);
+        },
+      );
+    });
 
-  it('a silent partition shorter than the lease TTL', async () => {
-    await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
-    await runScenario(
-      { name: 'partition-short', seed: 22, direct: etcd.endpoints, through: [proxy.endpoint] },
-      async (ctx) => {
-        proxy.stall();
-        await ctx.writer.acknowledged(40);
-        proxy.resume();
-      },
-    );
-  });
+    it('a silent partition shorter than the lease TTL', async () => {
+      await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
+      await runScenario(
+        { name: 'partition-short', transport, seed: 22, direct: etcd.endpoints, through: [proxy.endpoint] },
+        async (ctx) => {
+          proxy.stall();
+          await ctx.writer.acknowledged(40);
+          proxy.resume();
+        },
+      );
+    });
 
-  it('a silent partition longer than the lease TTL (the registrations expire meanwhile)', async () => {
-    await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
-    await runScenario(
-      { name: 'partition-long', seed: 23, direct: etcd.endpoints, through: [proxy.endpoint] },
-      async (ctx) => {
-        proxy.stall();
-        await ctx.registrationsExpired();
-        await ctx.writer.acknowledged(20);
-        proxy.resume();
-      },
-    );
-  });
-});
+    it('a silent partition longer than the lease TTL (the registrations expire meanwhile)', async () => {
+      await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
+      await runScenario(
+        { name: 'partition-long', transport, seed: 23, direct: etcd.endpoints, through: [proxy.endpoint] },
+        async (ctx) => {
+          proxy.stall();
+          await ctx.registrationsExpired();
+          await ctx.writer.acknowledged(20);
+          proxy.resume();
+        },
+      );
+    });
+  },
+);
 
-describe('fault matrix: a 3-member cluster', () => {
+describe.each(TRANSPORTS)('fault matrix ($transport): a 3-member cluster', ({ transport }) => {
   let cluster: EtcdCluster;
   beforeAll(async () => {
     cluster = await startEtcdCluster(3);
@@ -358,7 +373,7 @@ describe('fault matrix: a 3-member cluster', () => {
   }
 
   it('the leader is killed, then comes back', async () => {
-    await runScenario({ name: 'cluster-leader-killed', seed: 31, ...both() }, async (ctx) => {
+    await runScenario({ name: 'cluster-leader-killed', transport, seed: 31, ...both() }, async (ctx) => {
       const leader = await cluster.leader();
       await leader.kill();
       // A new leader takes writes again.
@@ -368,7 +383,7 @@ describe('fault matrix: a 3-member cluster', () => {
   });
 
   it('a follower is killed, then comes back', async () => {
-    await runScenario({ name: 'cluster-follower-killed', seed: 32, ...both() }, async (ctx) => {
+    await runScenario({ name: 'cluster-follower-killed', transport, seed: 32, ...both() }, async (ctx) => {
       const leader = await cluster.leader();
       const follower = cluster.members.find((m) => m !== leader)!;
       await follower.kill();
@@ -378,7 +393,7 @@ describe('fault matrix: a 3-member cluster', () => {
   });
 
   it('the member the client is connected to is killed, then comes back', async () => {
-    await runScenario({ name: 'cluster-connected-killed', seed: 33, ...both() }, async (ctx) => {
+    await runScenario({ name: 'cluster-connected-killed', transport, seed: 33, ...both() }, async (ctx) => {
       const member = await eventually(watchedMember, 'one member serves the watch', WAIT);
       await member.kill();
       await ctx.writer.acknowledged(30);

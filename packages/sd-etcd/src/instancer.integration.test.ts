@@ -16,11 +16,30 @@ import {
   waitFor,
 } from '@sdkit/test-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEtcdClient, type EtcdClient } from './client.js';
+import {
+  createEtcdClient,
+  type EtcdClient,
+  type EtcdClientBaseOptions,
+  type EtcdGrpcClient,
+} from './client.js';
 import { type Codec, codecs, decodeEntry } from './codecs.js';
 import { EtcdInstancer } from './instancer.js';
 
 const WAIT = 20_000;
+
+/** Every test runs with the instancer's client on each transport; fresh reads and writes always use gRPC. */
+const TRANSPORTS = [{ transport: 'grpc' as const }, { transport: 'http' as const }];
+
+/** A client for the instancer under test, over `transport`. */
+function clientFor(
+  transport: 'grpc' | 'http',
+  endpoints: readonly string[],
+  extra: Partial<EtcdClientBaseOptions> = {},
+): Promise<EtcdClient> {
+  return transport === 'http'
+    ? createEtcdClient({ transport: 'http', endpoints, ...extra })
+    : createEtcdClient({ endpoints, ...extra });
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -31,7 +50,7 @@ function canonical(instances: readonly Instance[]): string {
 }
 
 /** What an instancer on `prefix` must converge to: a fresh ranged read, decoded with the same codec. */
-async function freshRead(client: EtcdClient, prefix: string, codec: Codec): Promise<string> {
+async function freshRead(client: EtcdGrpcClient, prefix: string, codec: Codec): Promise<string> {
   const res = await client.etcd.getAll().prefix(prefix).exec();
   const out: Instance[] = [];
   for (const kv of res.kvs) {
@@ -44,7 +63,7 @@ async function freshRead(client: EtcdClient, prefix: string, codec: Codec): Prom
 
 async function converged(
   instancer: EtcdInstancer,
-  client: EtcdClient,
+  client: EtcdGrpcClient,
   what: string,
 ): Promise<InstancerEvent> {
   const expected = await freshRead(client, instancer.prefix, instancer.codec);
@@ -103,22 +122,25 @@ function etcdctlRetry(server: EtcdServer, ...args: string[]): Promise<unknown> {
 // one etcd for the non-destructive tests
 // ---------------------------------------------------------------------------------------------------------------
 
-describe('EtcdInstancer on a real etcd', () => {
+describe.each(TRANSPORTS)('EtcdInstancer on a real etcd ($transport)', ({ transport }) => {
   let etcd: EtcdServer;
-  let client: EtcdClient;
+  let client: EtcdGrpcClient;
+  let watcher: EtcdClient;
 
   beforeAll(async () => {
     etcd = await startEtcd({ name: 'instancer' });
     client = await createEtcdClient({ endpoints: etcd.endpoints });
+    watcher = await clientFor(transport, etcd.endpoints);
   });
 
   afterAll(async () => {
+    watcher?.close();
     client?.close();
     await etcd?.close();
   });
 
   it('follows the etcd docs naming flow: etcdctl put appears, etcdctl del removes it', async () => {
-    const instancer = new EtcdInstancer(client, { prefix: 'my-service/', codec: codecs.etcdNaming });
+    const instancer = new EtcdInstancer(watcher, { prefix: 'my-service/', codec: codecs.etcdNaming });
     try {
       await waitFor<InstancerEvent>(
         instancer.events$,
@@ -162,7 +184,7 @@ describe('EtcdInstancer on a real etcd', () => {
 
   it('reads go-kit registrations (value = instance string) under a go-kit prefix', async () => {
     await etcd.etcdctl('put', '/services/foosvc/1.2.3.4:8080', 'http://1.2.3.4:8080');
-    const instancer = new EtcdInstancer(client, { prefix: '/services/foosvc/', codec: codecs.gokit });
+    const instancer = new EtcdInstancer(watcher, { prefix: '/services/foosvc/', codec: codecs.gokit });
     try {
       const first = await waitFor<InstancerEvent>(
         instancer.events$,
@@ -183,7 +205,7 @@ describe('EtcdInstancer on a real etcd', () => {
 
   it('turns one transaction with several puts into one event', async () => {
     const prefix = 'txn-svc/';
-    const instancer = new EtcdInstancer(client, { prefix });
+    const instancer = new EtcdInstancer(watcher, { prefix });
     const events = record(instancer);
     try {
       await waitFor<InstancerEvent>(instancer.events$, (e) => !e.error, 'first read', WAIT);
@@ -215,7 +237,7 @@ describe('EtcdInstancer on a real etcd', () => {
     );
     await etcd.etcdctl('put', `${prefix}bad-json`, '{"Addr":');
     await etcd.etcdctl('put', `${prefix}bad-shape`, '{"host":"x"}');
-    const instancer = new EtcdInstancer(client, { prefix, logger });
+    const instancer = new EtcdInstancer(watcher, { prefix, logger });
     try {
       const first = await waitFor<InstancerEvent>(
         instancer.events$,
@@ -244,16 +266,17 @@ describe('EtcdInstancer on a real etcd', () => {
     // An etcd of its own: the watcher count is server-wide, and other tests' watches may still be closing.
     await using etcd = await startEtcd({ name: 'instancer-sharing' });
     await using client = await createEtcdClient({ endpoints: etcd.endpoints });
+    await using watcher = await clientFor(transport, etcd.endpoints);
     const endpoint = etcd.endpoints[0]!;
     const watchers = () => metric(endpoint, 'etcd_debugging_mvcc_watcher_total');
     const base = await watchers();
     expect(base).toBe(0);
-    const a = new EtcdInstancer(client, { prefix: 'shared/' });
+    const a = new EtcdInstancer(watcher, { prefix: 'shared/' });
     await waitFor<InstancerEvent>(a.events$, (e) => !e.error, 'a ready', WAIT);
     await eventually(async () => (await watchers()) === base + 1, 'one etcd watcher for a', WAIT);
-    const b = new EtcdInstancer(client, { prefix: 'shared/', codec: codecs.gokit });
+    const b = new EtcdInstancer(watcher, { prefix: 'shared/', codec: codecs.gokit });
     await waitFor<InstancerEvent>(b.events$, (e) => !e.error, 'b ready', WAIT);
-    const c = new EtcdInstancer(client, { prefix: 'shared-other/' });
+    const c = new EtcdInstancer(watcher, { prefix: 'shared-other/' });
     await waitFor<InstancerEvent>(c.events$, (e) => !e.error, 'c ready', WAIT);
     await eventually(
       async () => (await watchers()) === base + 2,
@@ -293,7 +316,7 @@ describe('EtcdInstancer on a real etcd', () => {
         ),
       );
     }
-    const instancer = new EtcdInstancer(client, { prefix, codec: codecs.gokit });
+    const instancer = new EtcdInstancer(watcher, { prefix, codec: codecs.gokit });
     try {
       const readStart = performance.now();
       await waitFor<InstancerEvent>(instancer.events$, (e) => e.instances.length === n, 'all 10 000', 60_000);
@@ -331,7 +354,7 @@ describe('EtcdInstancer on a real etcd', () => {
       const p50 = latencies[Math.floor(changes / 2)]!;
       const p95 = latencies[Math.floor(changes * 0.95)]!;
       console.info(
-        `[sd-etcd] 10 000 instances: initial read+decode ${readMs.toFixed(0)} ms; put→event latency p50 ${p50.toFixed(2)} ms, p95 ${p95.toFixed(2)} ms over ${changes} changes (0 Range RPCs)`,
+        `[sd-etcd] ${transport}, 10 000 instances: initial read+decode ${readMs.toFixed(0)} ms; put→event latency p50 ${p50.toFixed(2)} ms, p95 ${p95.toFixed(2)} ms over ${changes} changes (0 Range RPCs)`,
       );
       await converged(instancer, client, 'big');
     } finally {
@@ -344,12 +367,13 @@ describe('EtcdInstancer on a real etcd', () => {
 // destructive: each test gets its own etcd
 // ---------------------------------------------------------------------------------------------------------------
 
-describe('EtcdInstancer through etcd failures', () => {
+describe.each(TRANSPORTS)('EtcdInstancer through etcd failures ($transport)', ({ transport }) => {
   it('keeps the last known good set while etcd is down, and converges after it comes back with its data', async () => {
     await using etcd = await startEtcd({ name: 'outage' });
     await using client = await createEtcdClient({ endpoints: etcd.endpoints });
+    await using watcher = await clientFor(transport, etcd.endpoints);
     for (let i = 0; i < 5; i++) await etcd.etcdctl('put', `svc/${i}`, `http://h${i}:1`);
-    const instancer = new EtcdInstancer(client, { prefix: 'svc/', backoff: { maxMs: 500 } });
+    const instancer = new EtcdInstancer(watcher, { prefix: 'svc/', backoff: { maxMs: 500 } });
     const events = record(instancer);
     try {
       await converged(instancer, client, 'before the outage');
@@ -379,7 +403,8 @@ describe('EtcdInstancer through etcd failures', () => {
     const proxy = await TcpProxy.start(etcd.endpoints[0]!);
     const logger = recordingLogger();
     await using client = await createEtcdClient({ endpoints: [proxy.endpoint] });
-    const instancer = new EtcdInstancer(client, { prefix: 'svc/', logger, backoff: { maxMs: 300 } });
+    await using watcher = await clientFor(transport, [proxy.endpoint]);
+    const instancer = new EtcdInstancer(watcher, { prefix: 'svc/', logger, backoff: { maxMs: 300 } });
     const events = record(instancer);
     try {
       await etcd.etcdctl('put', 'svc/a', 'http://a:1');
@@ -410,9 +435,10 @@ describe('EtcdInstancer through etcd failures', () => {
   it('re-reads and converges when etcd comes back wiped (the revision goes backwards)', async () => {
     await using etcd = await startEtcd({ name: 'wipe' });
     await using client = await createEtcdClient({ endpoints: etcd.endpoints });
+    await using watcher = await clientFor(transport, etcd.endpoints);
     for (let i = 0; i < 8; i++) await etcd.etcdctl('put', `svc/${i}`, `http://old${i}:1`);
     const logger = recordingLogger();
-    const instancer = new EtcdInstancer(client, { prefix: 'svc/', logger, backoff: { maxMs: 500 } });
+    const instancer = new EtcdInstancer(watcher, { prefix: 'svc/', logger, backoff: { maxMs: 500 } });
     try {
       await converged(instancer, client, 'before wipe');
       await etcd.restart({ wipe: true });
@@ -432,8 +458,9 @@ describe('EtcdInstancer through etcd failures', () => {
     const proxy = await TcpProxy.start(etcd.endpoints[0]!);
     const logger = recordingLogger();
     await using client = await createEtcdClient({ endpoints: [proxy.endpoint] });
+    await using watcher = await clientFor(transport, [proxy.endpoint]);
     for (let i = 0; i < 4; i++) await etcd.etcdctl('put', `svc/${i}`, `http://h${i}:1`);
-    const instancer = new EtcdInstancer(client, { prefix: 'svc/', logger, backoff: { maxMs: 300 } });
+    const instancer = new EtcdInstancer(watcher, { prefix: 'svc/', logger, backoff: { maxMs: 300 } });
     const events = record(instancer);
     try {
       await converged(instancer, client, 'start');
@@ -470,16 +497,16 @@ describe('EtcdInstancer through etcd failures', () => {
     }
   });
 
-  it('notices a silent partition by gRPC keepalive (error event, last known set kept) and catches up after it heals', async () => {
+  it('notices a silent partition by its keepAlive (gRPC pings, HTTP watch renewal): error event, last known set kept, catches up after it heals', async () => {
     // etcd refuses pings closer than --grpc-keepalive-min-time (5 s by default); let this test ping every 500 ms.
     await using etcd = await startEtcd({ name: 'keepalive', extraArgs: ['--grpc-keepalive-min-time=200ms'] });
     await using proxy = await TcpProxy.start(etcd.endpoints[0]!);
     const keepAlive = { timeMs: 500, timeoutMs: 500 };
-    await using client = await createEtcdClient({ endpoints: [proxy.endpoint], keepAlive });
-    expect(client.keepAlive).toEqual(keepAlive);
+    await using watcher = await clientFor(transport, [proxy.endpoint], { keepAlive });
+    expect(watcher.keepAlive).toEqual(keepAlive);
     await using direct = await createEtcdClient({ endpoints: etcd.endpoints });
     await etcd.etcdctl('put', 'ka/1', 'http://h1:1');
-    const instancer = new EtcdInstancer(client, { prefix: 'ka/', backoff: { maxMs: 300 } });
+    const instancer = new EtcdInstancer(watcher, { prefix: 'ka/', backoff: { maxMs: 300 } });
     try {
       await converged(instancer, direct, 'start');
       proxy.stall(); // no byte crosses, no connection closes: only a ping can tell
@@ -491,7 +518,7 @@ describe('EtcdInstancer through etcd failures', () => {
         WAIT,
       );
       console.info(
-        `[measure] silent partition noticed after ${(performance.now() - stalled).toFixed(0)} ms (keepalive 500 + 500 ms)`,
+        `[measure] ${transport}: silent partition noticed after ${(performance.now() - stalled).toFixed(0)} ms (keepAlive 500 + 500 ms)`,
       );
       expect(failing.instances.map((i) => i.key)).toEqual(['ka/1']); // last known good
       await etcd.etcdctl('put', 'ka/2', 'http://h2:1');
@@ -507,9 +534,10 @@ describe('EtcdInstancer through etcd failures', () => {
   it('survives the leader being killed in a 3-member cluster: nothing lost or duplicated, converges', async () => {
     await using cluster = await startEtcdCluster(3);
     await using client = await createEtcdClient({ endpoints: cluster.endpoints });
+    await using watcher = await clientFor(transport, cluster.endpoints);
     const m0 = cluster.members[0]!;
     for (let i = 0; i < 10; i++) await m0.etcdctl('put', `svc/${i}`, `http://h${i}:1`);
-    const instancer = new EtcdInstancer(client, { prefix: 'svc/', backoff: { maxMs: 500 } });
+    const instancer = new EtcdInstancer(watcher, { prefix: 'svc/', backoff: { maxMs: 500 } });
     const events = record(instancer);
     try {
       await converged(instancer, client, 'cluster start');

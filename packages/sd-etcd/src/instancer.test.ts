@@ -12,15 +12,17 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { EtcdClient } from './client.js';
 import { type Codec, codecs, decodeEntry } from './codecs.js';
+import { fakeClient, transportFor } from './fixtures/fake-client.js';
 import { watchResponse } from './fixtures/watch-response.js';
 import { EtcdInstancer, type EtcdInstancerOptions } from './instancer.js';
-import {
-  joinWatch,
-  prefixRangeEnd,
-  sharedWatchCount,
-  type WatchableEtcd,
-  type WatchStream,
-} from './watch-hub.js';
+import { prefixRangeEnd } from './transport.js';
+import { joinWatch, sharedWatchCount } from './watch-hub.js';
+
+/** The Watch RPC stream shape etcd3 hands over (what the gRPC transport drives). */
+interface WatchStream {
+  write(req: IWatchRequest): void;
+  cancel(): void;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // simulated etcd
@@ -138,7 +140,7 @@ class SimStream extends EventEmitter implements WatchStream {
   }
 }
 
-class SimEtcd implements WatchableEtcd {
+class SimEtcd {
   readonly prefix: Buffer;
   clusterId = '1';
   rev = 1;
@@ -295,8 +297,8 @@ function canonical(instances: readonly { key: string; address: string; metadata?
   return JSON.stringify(instances.map((i) => [i.key, i.address, i.metadata ?? null]));
 }
 
-const clientOf = (etcd: WatchableEtcd, logger?: Logger): EtcdClient =>
-  ({ etcd, logger: logger ?? undefined }) as unknown as EtcdClient;
+const clientOf = (etcd: SimEtcd, logger?: Logger): EtcdClient =>
+  fakeClient(etcd, etcd.prefix.toString(), logger);
 
 /** Lets promises and queued stream responses run. */
 async function flush(): Promise<void> {
@@ -603,7 +605,7 @@ describe('EtcdInstancer (simulated etcd)', () => {
     ]);
     const other = new EtcdInstancer(clientOf(sim), { prefix: 'other/' });
     await flush();
-    expect(sharedWatchCount(sim)).toBe(2);
+    expect(sharedWatchCount(transportFor(sim))).toBe(2);
     expect(sim.streams).toHaveLength(2);
     expect(sim.ranges).toHaveLength(2);
     let secondDone = false;
@@ -619,9 +621,9 @@ describe('EtcdInstancer (simulated etcd)', () => {
     second.stop(); // idempotent
     expect(secondDone).toBe(true);
     expect(sim.streams[0]!.cancelled).toBe(true);
-    expect(sharedWatchCount(sim)).toBe(1);
+    expect(sharedWatchCount(transportFor(sim))).toBe(1);
     other[Symbol.dispose]();
-    expect(sharedWatchCount(sim)).toBe(0);
+    expect(sharedWatchCount(transportFor(sim))).toBe(0);
     await flush();
     // a new instancer after everyone left starts a fresh watch
     const again = new EtcdInstancer(clientOf(sim), { prefix: 'svc/' });
@@ -654,7 +656,7 @@ describe('EtcdInstancer (simulated etcd)', () => {
     });
     await flush();
     expect(seen).toHaveLength(1);
-    expect(sharedWatchCount(sim)).toBe(0);
+    expect(sharedWatchCount(transportFor(sim))).toBe(0);
     expect(sim.streams.every((s) => s.dead)).toBe(true);
 
     // and from inside an error event: no retry timer is left behind
@@ -668,7 +670,7 @@ describe('EtcdInstancer (simulated etcd)', () => {
     await flush();
     expect(failing.current()?.error).toBeInstanceOf(Error);
     expect(clock.pendingTimers).toBe(0);
-    expect(sharedWatchCount(down)).toBe(0);
+    expect(sharedWatchCount(transportFor(down))).toBe(0);
   });
 
   it('ignores keys outside the prefix should etcd ever send one', async () => {
@@ -717,7 +719,8 @@ describe('EtcdInstancer (simulated etcd)', () => {
     const R = sim.rev;
     let got: ReadonlyMap<string, Uint8Array> | undefined;
     const leave = joinWatch(
-      sim,
+      transportFor(sim),
+      '',
       'svc/',
       {
         logger: recordingLogger(),
@@ -760,13 +763,13 @@ describe('EtcdInstancer (simulated etcd)', () => {
     );
     expect(() => new EtcdInstancer(namespaced, { prefix: '/services/' })).toThrow(/Pass "<a prefix below/);
     expect(() => new EtcdInstancer(namespaced, { prefix: 'foo/' }).stop()).not.toThrow();
-    expect(sharedWatchCount(sim)).toBe(0);
+    expect(sharedWatchCount(transportFor(sim))).toBe(0);
   });
 
   it('computes etcd prefix range ends', () => {
-    expect(prefixRangeEnd(Buffer.from('a/'))).toEqual(Buffer.from('a0'));
-    expect(prefixRangeEnd(Buffer.from([0x61, 0xff, 0xff]))).toEqual(Buffer.from([0x62]));
-    expect(prefixRangeEnd(Buffer.from([0xff]))).toEqual(Buffer.from([0]));
+    expect(prefixRangeEnd(new TextEncoder().encode('a/'))).toEqual(Uint8Array.from(Buffer.from('a0')));
+    expect(prefixRangeEnd(Uint8Array.of(0x61, 0xff, 0xff))).toEqual(Uint8Array.of(0x62));
+    expect(prefixRangeEnd(Uint8Array.of(0xff))).toEqual(Uint8Array.of(0));
   });
 });
 
@@ -893,7 +896,7 @@ describe('EtcdInstancer model', () => {
         } finally {
           instancer.stop();
         }
-        expect(sharedWatchCount(sim)).toBe(0);
+        expect(sharedWatchCount(transportFor(sim))).toBe(0);
         expect(clock.pendingTimers).toBe(0);
       }),
       { numRuns: 1000 },

@@ -12,10 +12,10 @@ import {
   systemClock,
 } from '@sdkit/sd-core';
 import type { Observable } from 'rxjs';
-import { type EtcdClient, onClientClose } from './client.js';
+import { type EtcdClient, onClientClose, transportOf } from './client-core.js';
 import { type Codec, clip, codecs, decodeAndLog } from './codecs.js';
 import { describeValue } from './describe-value.js';
-import { type HubSettings, joinWatch, type WatchableEtcd } from './watch-hub.js';
+import { type HubSettings, joinWatch } from './watch-hub.js';
 
 export { EtcdWatchError } from './watch-hub.js';
 
@@ -84,19 +84,19 @@ const WATCH_MAX_BACKOFF_MS = 10_000;
  *   different one (its revision went backwards or its cluster id changed: wiped/restored etcd), it re-reads the
  *   prefix and emits only the difference.
  * - While etcd fails it emits `{ instances: lastKnownGood, error }` (an `EtcdWatchError` whose `cause` is the
- *   etcd3/gRPC error) and retries with capped exponential backoff with jitter, forever; the first successful read
+ *   transport's error) and retries with capped exponential backoff with jitter, forever; the first successful read
  *   or watch clears the error. It never gives up and `events$` never errors.
  * - A value the codec cannot read is skipped with a warning naming the key; the other instances are unaffected.
  *   A key whose value becomes unreadable leaves the set.
- * - Instancers of the same client (same `client.etcd`) and `prefix` share one watch (reference-counted; the
+ * - Instancers of the same client and `prefix` share one watch (reference-counted; the
  *   last `stop()` ends it). Each has its own codec and event stream. The shared watch takes its backoff, clock and
  *   logger from the instancer that started it.
  *
  * The first event comes after the first read (or its first failure: `{ instances: [], error }`). `stop()` leaves
  * the shared watch and completes `events$`; nothing is left running. Closing the client stops its instancers: each
  * emits its last known instances with an `EtcdClientError` (`'closed'`) as `error`, then completes. An instancer
- * never keeps the process alive by itself (its retry timers are unref'd), but an open gRPC watch call does, as
- * any open grpc-js call does.
+ * never keeps the process alive by itself (its retry timers are unref'd), but an open watch does: a gRPC watch
+ * call, as any open grpc-js call does, or an HTTP watch request, as any open fetch does.
  *
  * @throws TypeError for a missing client, an empty or non-string prefix (or one with lone UTF-16 surrogates, or one
  * that starts with the client's namespace: prefixes are relative to it), a codec without `decode`, or bad backoff
@@ -114,10 +114,8 @@ export class EtcdInstancer implements Instancer {
   #stopListening: (() => void) | undefined;
 
   constructor(client: EtcdClient, options: EtcdInstancerOptions) {
-    const etcd = (client as Partial<EtcdClient> | null | undefined)?.etcd as unknown as
-      | WatchableEtcd
-      | undefined;
-    if (!etcd || typeof etcd.kv?.range !== 'function' || typeof etcd.watchClient?.watch !== 'function') {
+    const transport = transportOf(client);
+    if (!transport) {
       throw new TypeError(
         `EtcdInstancer: client must be an EtcdClient from createEtcdClient(), got ${describeValue(client)}`,
       );
@@ -164,7 +162,7 @@ export class EtcdInstancer implements Instancer {
 
     const cache = this.#cache;
     const settings: HubSettings = { logger, clock, backoff, readPageSize: 5000 };
-    this.#leave = joinWatch(etcd, prefix, settings, {
+    this.#leave = joinWatch(transport, typeof namespace === 'string' ? namespace : '', prefix, settings, {
       reset(entries) {
         const list: Instance[] = [];
         for (const [key, value] of entries) {

@@ -1,10 +1,10 @@
 /**
  * The handful of etcd operations leases and registrations need, behind a small interface so that the lease
- * keeper and the registrar can be unit-tested against a hand-written fake; {@link etcd3LeaseBackend} is the real
- * one, over an `etcd3` `Namespace`.
+ * keeper and the registrar can be unit-tested against a hand-written fake; {@link transportLeaseBackend} is the
+ * real one, over either {@link EtcdTransport}.
  * @module
  */
-import { ClientClosedError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, type Namespace } from 'etcd3';
+import { concatBytes, type EtcdTransport, encodeKey } from './transport.js';
 
 /**
  * A lease keep-alive channel (over etcd's bidirectional `LeaseKeepAlive` RPC). The real one opens one short call
@@ -48,8 +48,10 @@ export interface LeaseBackend {
   isPermissionDenied(error: unknown): boolean;
 }
 
-/** Options for {@link etcd3LeaseBackend}. */
-export interface Etcd3LeaseBackendOptions {
+/** Options for {@link transportLeaseBackend}. */
+export interface TransportLeaseBackendOptions {
+  /** The client's namespace, prepended to every key (`''` for none). */
+  readonly namespace: string;
   /** Deadline of each unary call (grant, revoke, put, delete), in ms, counted from when it is sent. Default 5000. */
   readonly requestTimeoutMs?: number;
 }
@@ -85,129 +87,81 @@ class CallGate {
   }
 }
 
-/** One gate per etcd3 client (its root namespace), shared by every backend made over it. */
-const gates = new WeakMap<object, CallGate>();
+/** One gate per transport (per client), shared by every backend made over it. */
+const gates = new WeakMap<EtcdTransport, CallGate>();
 
-function gateFor(etcd: Namespace): CallGate {
-  // All namespaces of one client share its connection pool; key the gate by that.
-  const root = ((etcd as unknown as { pool?: object }).pool ?? etcd) as object;
-  let gate = gates.get(root);
+function gateFor(transport: EtcdTransport): CallGate {
+  let gate = gates.get(transport);
   if (!gate) {
     gate = new CallGate(MAX_CALLS_IN_FLIGHT);
-    gates.set(root, gate);
+    gates.set(transport, gate);
   }
   return gate;
 }
 
 /**
  * The real {@link LeaseBackend}: unary calls with a deadline, at most {@link MAX_CALLS_IN_FLIGHT} of them in
- * flight per client, and raw `LeaseKeepAlive` calls, one per keep-alive (not `etcd3`'s `Lease`, whose loss
- * detection is final and whose open stream and timers keep the process alive). Keys are relative to the
- * namespace `etcd` (lease ids are global in etcd).
+ * flight per client, and keep-alives of one round-trip each (not `etcd3`'s `Lease`, whose loss detection is final
+ * and whose open stream and timers keep the process alive). Keys are relative to `options.namespace` (lease ids
+ * are global in etcd).
  */
-export function etcd3LeaseBackend(etcd: Namespace, options: Etcd3LeaseBackendOptions = {}): LeaseBackend {
+export function transportLeaseBackend(
+  transport: EtcdTransport,
+  options: TransportLeaseBackendOptions,
+): LeaseBackend {
   const timeoutMs = options.requestTimeoutMs ?? 5000;
-  // Called when the gate lets the call go, so the deadline does not include the wait for a slot.
-  const callOptions = () => ({ deadline: Date.now() + timeoutMs });
-  const gate = gateFor(etcd);
+  const namespace = encodeKey(options.namespace);
+  const keyOf = (key: string): Uint8Array => concatBytes(namespace, encodeKey(key));
+  // Counted from when the gate lets the call go, so the deadline does not include the wait for a slot.
+  const call = { timeoutMs };
+  const gate = gateFor(transport);
+  const is = (error: unknown, kind: ReturnType<EtcdTransport['classify']>): boolean =>
+    transport.classify(error) === kind;
   return {
-    async grant(ttlSeconds) {
-      const res = await gate.run(() => etcd.leaseClient.leaseGrant({ TTL: ttlSeconds }, callOptions()));
-      if (res.error) throw new Error(`etcd refused to grant a lease: ${res.error}`);
-      return { id: String(res.ID), ttlSeconds: Number(res.TTL) || ttlSeconds };
-    },
-    async revoke(leaseId) {
-      try {
-        await gate.run(() => etcd.leaseClient.leaseRevoke({ ID: leaseId }, callOptions()));
-      } catch (error) {
-        if (!(error instanceof EtcdLeaseInvalidError)) throw error;
-      }
-    },
+    grant: (ttlSeconds) => gate.run(() => transport.leaseGrant(ttlSeconds, call)),
+    revoke: (leaseId) => gate.run(() => transport.leaseRevoke(leaseId, call)),
     async keepAlive(handlers) {
-      // One short LeaseKeepAlive call per keep-alive, not one stream kept open: grpc-js keeps the process alive
-      // while a call is open, and keep-alives are background upkeep (docs/architecture.md, "Process lifetime").
-      // A keep-alive every TTL/3 makes opening a call each time negligible.
+      // Each keep-alive is one round-trip of its own, so nothing stays open between keep-alives: keep-alives are
+      // background upkeep and must not keep the process alive (docs/architecture.md, "Process lifetime").
       let open = true;
-      let current: { cancel(): void } | undefined;
+      let current: AbortController | undefined;
       const fail = (error: Error): void => {
         if (!open) return;
         open = false;
-        cancel(current);
+        current?.abort();
         current = undefined;
         handlers.onClose(error);
       };
       return {
         send(leaseId) {
           if (!open) return;
-          cancel(current); // an answer still missing is late; the keeper counts it as missing
-          let call: Awaited<ReturnType<typeof etcd.leaseClient.leaseKeepAlive>> | undefined;
-          let done = false;
-          const handle = {
-            cancel() {
-              done = true;
-              cancel(call);
-            },
-          };
-          current = handle;
-          etcd.leaseClient.leaseKeepAlive().then(
-            (stream) => {
-              call = stream;
-              if (done || !open) {
-                cancel(stream);
-                return;
-              }
-              stream.on('data', (res) => {
-                if (done) return;
-                done = true;
-                if (current === handle) current = undefined;
-                cancel(stream);
-                if (open) handlers.onResponse(String(res.ID), Number(res.TTL));
-              });
-              // A cancelled call still emits 'error'; an unhandled 'error' event would crash the process.
-              stream.on('error', (err) => {
-                if (!done) fail(err instanceof Error ? err : new Error(String(err)));
-              });
-              stream.on('end', () => {
-                if (!done) fail(new Error('etcd ended the keep-alive call without an answer'));
-              });
-              try {
-                stream.write({ ID: leaseId });
-              } catch (err) {
-                fail(err instanceof Error ? err : new Error(String(err)));
-              }
+          current?.abort(); // an answer still missing is late; the keeper counts it as missing
+          const controller = new AbortController();
+          current = controller;
+          transport.leaseKeepAlive(leaseId, { signal: controller.signal }).then(
+            (ttlSeconds) => {
+              if (controller.signal.aborted) return;
+              if (current === controller) current = undefined;
+              if (open) handlers.onResponse(leaseId, ttlSeconds);
             },
             (err: unknown) => {
-              if (!done) fail(err instanceof Error ? err : new Error(String(err)));
+              if (!controller.signal.aborted) fail(err instanceof Error ? err : new Error(String(err)));
             },
           );
         },
         close() {
           open = false;
-          cancel(current);
+          current?.abort();
           current = undefined;
         },
       };
     },
     async put(key, value, leaseId) {
-      await gate.run(() => etcd.put(key).value(value).lease(leaseId).options(callOptions()).exec());
+      await gate.run(() => transport.put(keyOf(key), encodeKey(value), { ...call, lease: leaseId }));
     },
-    async deleteIfLease(key, leaseId) {
-      const res = await gate.run(() =>
-        etcd.if(key, 'Lease', '==', leaseId).then(etcd.delete().key(key)).options(callOptions()).commit(),
-      );
-      return res.succeeded;
-    },
-    isLeaseNotFound: (error) => error instanceof EtcdLeaseInvalidError,
-    isClientClosed: (error) => error instanceof ClientClosedError,
-    isPermissionDenied: (error) => error instanceof EtcdPermissionDeniedError,
+    deleteIfLease: (key, leaseId) => gate.run(() => transport.deleteIfLease(keyOf(key), leaseId, call)),
+    isLeaseNotFound: (error) => is(error, 'lease-not-found'),
+    isClientClosed: (error) => is(error, 'closed'),
+    isPermissionDenied: (error) => is(error, 'permission-denied'),
   };
-}
-
-/** Cancels a gRPC call, ignoring one that already ended. */
-function cancel(call: { cancel(): void } | undefined): void {
-  try {
-    call?.cancel();
-  } catch {
-    // already finished
-  }
 }

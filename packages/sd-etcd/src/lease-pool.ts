@@ -12,9 +12,9 @@ import {
   silentLogger,
   systemClock,
 } from '@sdkit/sd-core';
-import { type EtcdClient, onClientClose } from './client.js';
+import { type EtcdClient, onClientClose, transportOf } from './client-core.js';
 import { describeValue } from './describe-value.js';
-import { etcd3LeaseBackend, type LeaseBackend } from './lease-backend.js';
+import { type LeaseBackend, transportLeaseBackend } from './lease-backend.js';
 import { type LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 
 /**
@@ -78,10 +78,8 @@ export class EtcdLeasePool {
    */
   constructor(client: EtcdClient, options: EtcdLeasePoolOptions = {}) {
     const backend = options[leaseBackendOverride];
-    if (
-      !backend &&
-      (client === null || typeof client !== 'object' || typeof client.etcd?.put !== 'function')
-    ) {
+    const transport = transportOf(client);
+    if (!backend && !transport) {
       throw new TypeError(
         `EtcdLeasePool: client must be an EtcdClient (from createEtcdClient), got ${describeValue(client)}`,
       );
@@ -100,7 +98,9 @@ export class EtcdLeasePool {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? client?.logger ?? silentLogger;
     this.#backoff = createBackoff(options.backoff, 'EtcdLeasePool');
-    this.backend = backend ?? etcd3LeaseBackend(client.etcd, { requestTimeoutMs: timeout });
+    this.backend =
+      backend ??
+      transportLeaseBackend(transport!, { namespace: client.namespace ?? '', requestTimeoutMs: timeout });
   }
 
   /** The pool registrars of `client` use by default: one per client, shared, with the default settings. */

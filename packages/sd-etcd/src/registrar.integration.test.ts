@@ -1,7 +1,7 @@
 import type { RegistrarState } from '@sdkit/sd-core';
 import { type EtcdServer, eventually, startEtcd, waitFor } from '@sdkit/test-harness';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEtcdClient, type EtcdClient } from './client.js';
+import { createEtcdClient, type EtcdGrpcClient } from './client.js';
 import { codecs } from './codecs.js';
 import { EtcdRegistrar } from './registrar.js';
 
@@ -59,7 +59,7 @@ const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
 });
-async function newClient(server: EtcdServer): Promise<EtcdClient> {
+async function newClient(server: EtcdServer): Promise<EtcdGrpcClient> {
   const client = await createEtcdClient({ endpoints: server.endpoints });
   cleanups.push(() => client.close());
   return client;

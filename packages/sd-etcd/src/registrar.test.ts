@@ -1,21 +1,24 @@
 import type { RegistrarState } from '@sdkit/sd-core';
 import { createBackoff } from '@sdkit/sd-core';
 import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
-import { EtcdPermissionDeniedError, type Namespace } from 'etcd3';
+import { EtcdPermissionDeniedError } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { EtcdClient } from './client.js';
 import { codecs } from './codecs.js';
+import { inertClient } from './fixtures/fake-client.js';
+import { createGrpcTransport, type GrpcRoot } from './grpc-transport.js';
 import {
-  etcd3LeaseBackend,
   type KeepAliveHandlers,
   type KeepAliveStream,
   type LeaseBackend,
   MAX_CALLS_IN_FLIGHT,
+  transportLeaseBackend,
 } from './lease-backend.js';
 import { type LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 import { EtcdLeasePool, leaseBackendOverride } from './lease-pool.js';
 import { EtcdAccessDeniedError, EtcdRegistrar, type EtcdRegistrarOptions } from './registrar.js';
+import type { EtcdTransport } from './transport.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // A hand-written fake etcd: leases, keys attached to leases, keep-alive streams, outages and held puts.
@@ -156,7 +159,7 @@ class FakeEtcd implements LeaseBackend {
   }
 }
 
-const fakeClient = { etcd: {}, logger: undefined } as unknown as EtcdClient;
+const fakeClient = inertClient({ logger: undefined });
 
 interface Setup {
   etcd: FakeEtcd;
@@ -172,7 +175,7 @@ async function flush(): Promise<void> {
 }
 
 /** The fake etcd's client as a user `writer-a` (named in permission-denied errors). */
-const writerClient = { etcd: {}, logger: undefined, username: 'writer-a' } as unknown as EtcdClient;
+const writerClient = inertClient({ logger: undefined, username: 'writer-a' });
 
 function setup(share = true, client: EtcdClient = fakeClient): Setup {
   const etcd = new FakeEtcd();
@@ -257,7 +260,7 @@ describe('EtcdRegistrar options', () => {
 
   it('rejects a lease pool of another client', () => {
     const { pool } = setup();
-    const other = { etcd: {} } as unknown as EtcdClient;
+    const other = inertClient();
     expect(() => new EtcdRegistrar(other, { ...base, lease: pool })).toThrow(/belongs to another EtcdClient/);
   });
 
@@ -860,30 +863,23 @@ describe('permission denied (fake etcd with auth)', () => {
     expect(etcd.leases.size).toBe(0);
   });
 
-  it('etcd3LeaseBackend: at most MAX_CALLS_IN_FLIGHT unary calls per client (across its namespaces); the rest wait in order; a failed call frees its slot', async () => {
-    const pool = {};
+  it('transportLeaseBackend: at most MAX_CALLS_IN_FLIGHT unary calls per client (across its namespaces); the rest wait in order; a failed call frees its slot', async () => {
     const started: string[] = [];
     const pending = new Map<string, { resolve(): void; reject(e: Error): void }>();
-    /** A fake etcd3 namespace whose puts stay in flight until settled by hand. */
-    const namespace = () =>
-      ({
-        pool,
-        put: (key: string) => ({
-          value: () => ({
-            lease: () => ({
-              options: () => ({
-                exec: () =>
-                  new Promise<void>((resolve, reject) => {
-                    started.push(key);
-                    pending.set(key, { resolve, reject });
-                  }),
-              }),
-            }),
-          }),
+    const text = new TextDecoder();
+    /** A fake transport whose puts stay in flight until settled by hand. */
+    const transport = {
+      kind: 'grpc',
+      put: (key: Uint8Array) =>
+        new Promise<void>((resolve, reject) => {
+          const k = text.decode(key);
+          started.push(k);
+          pending.set(k, { resolve, reject });
         }),
-      }) as unknown as Namespace;
-    const a = etcd3LeaseBackend(namespace());
-    const b = etcd3LeaseBackend(namespace()); // another pool/namespace of the same client
+      classify: () => 'other',
+    } as unknown as EtcdTransport;
+    const a = transportLeaseBackend(transport, { namespace: '' });
+    const b = transportLeaseBackend(transport, { namespace: '' }); // another pool of the same client
     const n = MAX_CALLS_IN_FLIGHT;
     const puts = Array.from({ length: n + 3 }, (_, i) => (i % 2 ? a : b).put(`k${i}`, 'v', '1'));
     for (const p of puts) p.catch(() => {});
@@ -900,7 +896,7 @@ describe('permission denied (fake etcd with auth)', () => {
     pending.get(`k${n + 2}`)!.resolve();
     await Promise.all(puts.slice(1));
     // A client of its own is not held up by this one's calls.
-    const other = etcd3LeaseBackend({ ...namespace(), pool: {} } as unknown as Namespace);
+    const other = transportLeaseBackend({ ...transport }, { namespace: '' });
     const before = started.length;
     void other.put('solo', 'v', '1');
     await flush();
@@ -908,8 +904,8 @@ describe('permission denied (fake etcd with auth)', () => {
     pending.get('solo')!.resolve();
   });
 
-  it("the real backend recognises etcd3's EtcdPermissionDeniedError, and only that", () => {
-    const backend = etcd3LeaseBackend({} as Namespace);
+  it("the gRPC backend recognises etcd3's EtcdPermissionDeniedError, and only that", () => {
+    const backend = transportLeaseBackend(createGrpcTransport({} as GrpcRoot), { namespace: '' });
     expect(backend.isPermissionDenied(new EtcdPermissionDeniedError('etcdserver: permission denied'))).toBe(
       true,
     );

@@ -14,7 +14,12 @@ import {
   systemClock,
 } from '@sdkit/sd-core';
 import { type Observable, ReplaySubject } from 'rxjs';
-import { assertEtcdClient, DEFAULT_MAX_REQUEST_BYTES, type EtcdClient, EtcdClientError } from './client.js';
+import {
+  assertEtcdClient,
+  DEFAULT_MAX_REQUEST_BYTES,
+  type EtcdClient,
+  EtcdClientError,
+} from './client-core.js';
 import { type Codec, clip, codecs } from './codecs.js';
 import { describeValue, errorText } from './describe-value.js';
 import type { LeaseBackend } from './lease-backend.js';
@@ -141,6 +146,12 @@ const MAX_TTL_SECONDS = 9_000_000_000;
 
 const noop = (): void => {};
 
+const utf8 = new TextEncoder();
+/** The length of `text` in UTF-8 bytes. */
+function utf8Length(text: string): number {
+  return utf8.encode(text).length;
+}
+
 /**
  * Throws `TypeError` when the put of `key` = `value` would exceed the client's `maxRequestBytes` (see
  * {@link PUT_REQUEST_OVERHEAD_BYTES}): etcd would answer "request is too large" to every attempt.
@@ -148,9 +159,9 @@ const noop = (): void => {};
 function checkRequestSize(client: EtcdClient, namespace: string, key: string, value: string): void {
   const c = client as { maxRequestBytes?: unknown; username?: unknown } | null | undefined;
   const limit = typeof c?.maxRequestBytes === 'number' ? c.maxRequestBytes : DEFAULT_MAX_REQUEST_BYTES;
-  const keyBytes = Buffer.byteLength(namespace + key, 'utf8');
-  const valueBytes = Buffer.byteLength(value, 'utf8');
-  const username = typeof c?.username === 'string' ? Buffer.byteLength(c.username, 'utf8') : 0;
+  const keyBytes = utf8Length(namespace + key);
+  const valueBytes = utf8Length(value);
+  const username = typeof c?.username === 'string' ? utf8Length(c.username) : 0;
   const overhead = PUT_REQUEST_OVERHEAD_BYTES + username;
   const total = keyBytes + valueBytes + overhead;
   if (total <= limit) return;

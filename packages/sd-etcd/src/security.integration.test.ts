@@ -18,7 +18,7 @@ import {
 } from '@sdkit/test-harness';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEtcdClient, type EtcdClient, EtcdClientError, type EtcdClientOptions } from './client.js';
+import { createEtcdClient, EtcdClientError, type EtcdClientOptions, type EtcdGrpcClient } from './client.js';
 import { EtcdInstancer } from './instancer.js';
 import { EtcdAccessDeniedError, EtcdRegistrar } from './registrar.js';
 
@@ -105,7 +105,7 @@ function expectCleanError(err: unknown): void {
 }
 
 /** The token etcd3 got from etcd's Authenticate RPC for `client` (etcd3 internals: the cached metadata). */
-async function issuedToken(client: EtcdClient): Promise<string> {
+async function issuedToken(client: EtcdGrpcClient): Promise<string> {
   const pool = (client.root as unknown as { pool?: { authenticator?: { awaitingMetadata?: unknown } } }).pool;
   const metadata = await (pool?.authenticator?.awaitingMetadata as
     | Promise<{ get(key: string): unknown[] }>
@@ -143,7 +143,7 @@ afterAll(() => {
   if (process.env.SDKIT_SECURITY_FIGURES) console.info('security figures', JSON.stringify(figures));
 });
 
-async function client(options: EtcdClientOptions): Promise<EtcdClient> {
+async function client(options: EtcdClientOptions): Promise<EtcdGrpcClient> {
   const c = await createEtcdClient(options);
   cleanups.push(() => c.close());
   return c;
@@ -154,7 +154,7 @@ const has = (k: string) => (e: InstancerEvent) => e.instances.some((i) => i.key 
 const hasNot = (k: string) => (e: InstancerEvent) => !e.error && !e.instances.some((i) => i.key === k);
 
 /** Register, see it through the instancer, deregister, see it go: all through `c`. */
-async function roundTrip(c: EtcdClient, prefix: string, logger: pino.Logger): Promise<void> {
+async function roundTrip(c: EtcdGrpcClient, prefix: string, logger: pino.Logger): Promise<void> {
   const instancer = new EtcdInstancer(c, { prefix, logger });
   cleanups.push(() => instancer.stop());
   const k = key(prefix, 8080);
@@ -346,7 +346,7 @@ describe('etcd auth with roles', () => {
   });
   afterAll(() => server?.close());
 
-  async function as(user: keyof typeof passwords, logger: pino.Logger): Promise<EtcdClient> {
+  async function as(user: keyof typeof passwords, logger: pino.Logger): Promise<EtcdGrpcClient> {
     const c = await client({
       endpoints: server.endpoints,
       auth: { username: user, password: passwords[user] },

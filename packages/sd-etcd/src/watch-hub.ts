@@ -4,39 +4,26 @@
  *
  * Why not etcd3's `Watcher`: it resumes after a reconnect from the last response *header* revision (which can be
  * ahead of the events it delivered: etcd stamps a catch-up batch with the current store revision), it drops
- * `compact_revision`, and on compaction it emits `error` and gives up. This module drives the Watch RPC itself
- * (through the handle's own connection pool, so TLS, auth and failover are etcd3's) and keeps its own revision:
- * the mod revision of the last event applied.
+ * `compact_revision`, and on compaction it emits `error` and gives up. This module drives the watch itself, over the
+ * client's {@link EtcdTransport} (gRPC or HTTP), and keeps its own revision: the mod revision of the last event
+ * applied.
  * @internal
  * @packageDocumentation
  */
 import type { Backoff, Clock, Logger } from '@sdkit/sd-core';
-import type {
-  IKeyValue,
-  IRangeRequest,
-  IRangeResponse,
-  IResponseHeader,
-  IWatchRequest,
-  IWatchResponse,
-} from 'etcd3';
 import { clip, MAX_LOGGED_KEY_LENGTH } from './codecs.js';
-
-/** The parts of an etcd3 `Namespace` the hub uses (both are public readonly fields of `Namespace`). */
-export interface WatchableEtcd {
-  /** The namespace prefix (empty for the root client); applied to every key the hub sends and stripped from keys received. */
-  readonly prefix: Buffer;
-  readonly kv: { range(req: IRangeRequest): Promise<IRangeResponse> };
-  readonly watchClient: { watch(): Promise<WatchStream> };
-}
-
-/** The bidirectional Watch RPC stream, as etcd3's `WatchClient.watch()` resolves it. */
-export interface WatchStream {
-  write(req: IWatchRequest): void;
-  cancel(): void;
-  on(event: 'data', fn: (res: IWatchResponse) => void): unknown;
-  on(event: 'error', fn: (err: Error) => void): unknown;
-  on(event: 'end', fn: () => void): unknown;
-}
+import {
+  concatBytes,
+  type EtcdHeader,
+  type EtcdTransport,
+  encodeKey,
+  prefixRangeEnd,
+  type RangeResult,
+  startsWithBytes,
+  type WatchEvent,
+  type WatchResponse,
+  type WatchStream,
+} from './transport.js';
 
 /** What a hub tells each member. Calls are synchronous and in order; the maps must not be kept or mutated. */
 export interface WatchListener {
@@ -60,56 +47,46 @@ export interface HubSettings {
   readonly readPageSize: number;
 }
 
-/** Error reported while etcd is failing; `cause` is the underlying etcd3/gRPC error. */
+/** Error reported while etcd is failing; `cause` is the underlying transport's error. */
 export class EtcdWatchError extends Error {
   override readonly name = 'EtcdWatchError';
 }
 
-const hubs = new WeakMap<object, Map<string, WatchHub>>();
+const hubs = new WeakMap<EtcdTransport, Map<string, WatchHub>>();
 
 /**
- * Joins the shared watch of `etcd` + `prefix`, starting it if this is the first member. The listener gets the
- * current state at once if the hub has one (`reset`, then `error` if failing). Returns `leave`: idempotent; the
- * last member to leave stops the watch.
+ * Joins the shared watch of `prefix` (relative to `namespace`) on `transport`, starting it if this is the first
+ * member. The listener gets the current state at once if the hub has one (`reset`, then `error` if failing).
+ * Returns `leave`: idempotent; the last member to leave stops the watch.
  */
 export function joinWatch(
-  etcd: WatchableEtcd,
+  transport: EtcdTransport,
+  namespace: string,
   prefix: string,
   settings: HubSettings,
   listener: WatchListener,
 ): () => void {
-  let byPrefix = hubs.get(etcd);
+  let byPrefix = hubs.get(transport);
   if (!byPrefix) {
     byPrefix = new Map();
-    hubs.set(etcd, byPrefix);
+    hubs.set(transport, byPrefix);
   }
-  let hub = byPrefix.get(prefix);
+  const id = `${namespace}\u0000${prefix}`;
+  let hub = byPrefix.get(id);
   if (!hub) {
     const map = byPrefix;
-    hub = new WatchHub(etcd, prefix, settings, () => {
-      map.delete(prefix);
-      if (map.size === 0) hubs.delete(etcd);
+    hub = new WatchHub(transport, namespace, prefix, settings, () => {
+      map.delete(id);
+      if (map.size === 0) hubs.delete(transport);
     });
-    byPrefix.set(prefix, hub);
+    byPrefix.set(id, hub);
   }
   return hub.join(listener);
 }
 
-/** Number of live shared watches on `etcd` (for tests and diagnostics). @internal */
-export function sharedWatchCount(etcd: object): number {
-  return hubs.get(etcd)?.size ?? 0;
-}
-
-/** The smallest key greater than every key with this prefix (etcd's prefix range end); `\0` for "no end". */
-export function prefixRangeEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
+/** Number of live shared watches on `transport` (for tests and diagnostics). @internal */
+export function sharedWatchCount(transport: EtcdTransport): number {
+  return hubs.get(transport)?.size ?? 0;
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -122,20 +99,24 @@ function stableMessage(err: unknown): string {
 
 type Phase = 'reading' | 'connecting' | 'watching' | 'waiting' | 'closed';
 
+const lenientUtf8 = new TextDecoder();
+
 class WatchHub {
-  readonly #etcd: WatchableEtcd;
+  readonly #transport: EtcdTransport;
   readonly #prefix: string;
   readonly #settings: HubSettings;
   readonly #onClosed: () => void;
-  /** The raw prefix the client sees (relative to the namespace) and the full one etcd sees. */
-  readonly #keyPrefix: Buffer;
-  readonly #fullPrefix: Buffer;
+  /** The namespace's length in bytes, and the full prefix etcd sees (namespace + prefix). */
+  readonly #namespaceLength: number;
+  readonly #fullPrefix: Uint8Array;
   readonly #listeners = new Set<WatchListener>();
 
   #phase: Phase = 'reading';
   /** Bumped whenever the current read/stream is abandoned; stale callbacks compare and bail. */
   #generation = 0;
   #stream: WatchStream | undefined;
+  /** The current stream replaces one the transport found quiet (not a failure): see {@link #onResponse}. */
+  #renewal = false;
   #cancelTimer: (() => void) | undefined;
   #attempt = 0;
 
@@ -148,16 +129,23 @@ class WatchHub {
   /** Set when the revision we hold is unusable (compacted, or a different store): the next attempt re-reads. */
   #needRead = true;
   /** Fragments of a watch response still being received. */
-  #pending: IWatchResponse['events'] = [];
+  #pending: WatchEvent[] = [];
   #error: Error | undefined;
 
-  constructor(etcd: WatchableEtcd, prefix: string, settings: HubSettings, onClosed: () => void) {
-    this.#etcd = etcd;
+  constructor(
+    transport: EtcdTransport,
+    namespace: string,
+    prefix: string,
+    settings: HubSettings,
+    onClosed: () => void,
+  ) {
+    this.#transport = transport;
     this.#prefix = prefix;
     this.#settings = settings;
     this.#onClosed = onClosed;
-    this.#keyPrefix = Buffer.from(prefix, 'utf8');
-    this.#fullPrefix = Buffer.concat([etcd.prefix ?? Buffer.alloc(0), this.#keyPrefix]);
+    const ns = encodeKey(namespace);
+    this.#namespaceLength = ns.length;
+    this.#fullPrefix = concatBytes(ns, encodeKey(prefix));
     this.#read();
   }
 
@@ -192,13 +180,7 @@ class WatchHub {
     const stream = this.#stream;
     this.#stream = undefined;
     this.#pending = [];
-    if (stream) {
-      try {
-        stream.cancel();
-      } catch {
-        // already gone
-      }
-    }
+    stream?.close();
   }
 
   #call(listener: WatchListener, fn: (l: WatchListener) => void): void {
@@ -235,34 +217,35 @@ class WatchHub {
   }
 
   /** Reads the whole prefix at one revision, page by page. */
-  async #readAll(): Promise<{ header: IResponseHeader; kvs: IKeyValue[] }> {
+  async #readAll(): Promise<{ header: EtcdHeader; kvs: RangeResult['kvs'][number][] }> {
     const rangeEnd = prefixRangeEnd(this.#fullPrefix);
-    const kvs: IKeyValue[] = [];
+    const kvs: RangeResult['kvs'][number][] = [];
     let key = this.#fullPrefix;
-    let revision: string | undefined;
-    let header: IResponseHeader | undefined;
+    let header: EtcdHeader | undefined;
     for (;;) {
-      const req: IRangeRequest = { key, range_end: rangeEnd, limit: this.#settings.readPageSize };
-      if (revision !== undefined) req.revision = revision;
-      const res = await this.#etcd.kv.range(req);
+      const res = await this.#transport.range({
+        key,
+        rangeEnd,
+        limit: this.#settings.readPageSize,
+        ...(header ? { revision: header.revision } : {}),
+      });
       header ??= res.header;
-      revision ??= res.header.revision;
       for (const kv of res.kvs) kvs.push(kv);
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || !last) break;
-      key = Buffer.concat([last.key, Buffer.from([0])]);
+      key = concatBytes(last.key, Uint8Array.of(0));
     }
     return { header: header!, kvs };
   }
 
-  #applyRead(res: { header: IResponseHeader; kvs: IKeyValue[] }): void {
+  #applyRead(res: { header: EtcdHeader; kvs: RangeResult['kvs'][number][] }): void {
     this.#entries.clear();
     for (const kv of res.kvs) {
       const key = this.#keyOf(kv.key);
       if (key !== undefined) this.#entries.set(key, kv.value);
     }
     this.#revision = Number(res.header.revision);
-    this.#clusterId = res.header.cluster_id;
+    this.#clusterId = res.header.clusterId || undefined;
     this.#hasSnapshot = true;
     this.#needRead = false;
     this.#error = undefined;
@@ -275,54 +258,54 @@ class WatchHub {
 
   // --- watching --------------------------------------------------------------------------------------------
 
-  #watch(): void {
+  /** Opens the watch from the revision after the last one applied; `renewal`: it replaces a quiet stream. */
+  #watch(renewal = false): void {
     if (this.#phase === 'closed') return;
     const gen = ++this.#generation;
     this.#phase = 'connecting';
-    let opened: Promise<WatchStream>;
-    try {
-      opened = this.#etcd.watchClient.watch();
-    } catch (err) {
-      opened = Promise.reject(err);
-    }
-    opened.then(
-      (stream) => {
-        if (gen !== this.#generation) {
-          try {
-            stream.cancel();
-          } catch {
-            // ignore
-          }
-          return;
-        }
-        this.#stream = stream;
-        stream.on('data', (res) => {
-          if (gen === this.#generation) this.#onResponse(res);
-        });
-        stream.on('error', (err) => {
-          if (gen === this.#generation) this.#fail(err, 'watch');
-        });
-        stream.on('end', () => {
-          if (gen === this.#generation) this.#fail(new Error('etcd ended the watch stream'), 'watch');
-        });
-        stream.write({
-          create_request: {
-            key: this.#fullPrefix,
-            range_end: prefixRangeEnd(this.#fullPrefix),
-            start_revision: this.#revision + 1,
-            progress_notify: true,
-            fragment: true,
-          } as NonNullable<IWatchRequest['create_request']>,
-        });
+    this.#renewal = renewal;
+    this.#stream = this.#transport.watch(
+      {
+        key: this.#fullPrefix,
+        rangeEnd: prefixRangeEnd(this.#fullPrefix),
+        startRevision: String(this.#revision + 1),
       },
-      (err: unknown) => {
-        if (gen === this.#generation) this.#fail(err, 'watch');
+      {
+        response: (res) => {
+          if (gen === this.#generation) this.#onResponse(res);
+        },
+        failed: (err) => {
+          if (gen === this.#generation) this.#fail(err, 'watch');
+        },
+        quiet: () => {
+          if (gen !== this.#generation) return;
+          // Nothing is known to be wrong: resume from our revision at once, without an error or a backoff.
+          this.#settings.logger.debug(
+            { prefix: this.#prefix, revision: this.#revision },
+            'sdkit: etcd watch renewed',
+          );
+          this.#stream = undefined;
+          this.#pending = [];
+          this.#watch(true);
+        },
       },
     );
   }
 
-  #onResponse(res: IWatchResponse): void {
-    const compacted = Number(res.compact_revision ?? 0);
+  #onResponse(res: WatchResponse): void {
+    const compacted = Number(res.compactRevision);
+    if (compacted > 0 && this.#renewal && !this.#error) {
+      // A renewal of a quiet stream: the prefix had no event since the compacted revision, as far as we know; a
+      // fresh read settles it without reporting an error for what is most likely no change at all.
+      this.#settings.logger.info(
+        { prefix: this.#prefix, revision: this.#revision, compactRevision: compacted },
+        'sdkit: etcd compacted past the revision of a quiet watch; re-reading the prefix',
+      );
+      this.#needRead = true;
+      this.#dropStream();
+      this.#read();
+      return;
+    }
     if (compacted > 0) {
       // Our revision is gone from etcd's history: the events in between are lost, only a fresh read can tell.
       this.#settings.logger.info(
@@ -343,7 +326,7 @@ class WatchHub {
     }
     if (res.created) {
       if (res.canceled) {
-        this.#fail(new Error(`etcd refused the watch: ${res.cancel_reason || 'no reason given'}`), 'watch');
+        this.#fail(new Error(`etcd refused the watch: ${res.cancelReason || 'no reason given'}`), 'watch');
         return;
       }
       if (this.#storeChanged(res.header)) {
@@ -352,7 +335,7 @@ class WatchHub {
             prefix: this.#prefix,
             revision: this.#revision,
             storeRevision: Number(res.header.revision),
-            clusterId: res.header.cluster_id,
+            clusterId: res.header.clusterId,
           },
           'sdkit: etcd is a different store than before (revision went back or cluster changed); re-reading',
         );
@@ -367,7 +350,7 @@ class WatchHub {
       return;
     }
     if (res.canceled) {
-      this.#fail(new Error(`etcd canceled the watch: ${res.cancel_reason || 'no reason given'}`), 'watch');
+      this.#fail(new Error(`etcd canceled the watch: ${res.cancelReason || 'no reason given'}`), 'watch');
       return;
     }
     if (res.events.length > 0) for (const ev of res.events) this.#pending.push(ev);
@@ -385,27 +368,25 @@ class WatchHub {
   }
 
   /** A lower revision or another cluster id than we hold means etcd was wiped or replaced. */
-  #storeChanged(header: IResponseHeader): boolean {
+  #storeChanged(header: EtcdHeader): boolean {
     return (
       Number(header.revision) < this.#revision ||
-      (this.#clusterId !== undefined &&
-        header.cluster_id !== undefined &&
-        header.cluster_id !== this.#clusterId)
+      (this.#clusterId !== undefined && header.clusterId !== '' && header.clusterId !== this.#clusterId)
     );
   }
 
   /** Applies one watch response; returns whether it told the members of a change. */
-  #applyEvents(events: IWatchResponse['events']): boolean {
+  #applyEvents(events: readonly WatchEvent[]): boolean {
     // Coalesce per key, in revision order: the last event for a key decides (a delete then a re-put is a put).
     const last = new Map<string, Uint8Array | null>();
     let revision = this.#revision;
     for (const ev of events) {
-      const rev = Number(ev.kv.mod_revision);
+      const rev = Number(ev.kv.modRevision);
       if (rev <= this.#revision) continue; // already applied (never expected; guards against replays)
       if (rev > revision) revision = rev;
       const key = this.#keyOf(ev.kv.key);
       if (key === undefined) continue;
-      last.set(key, ev.type === 'Delete' || (ev.type as unknown) === 1 ? null : ev.kv.value);
+      last.set(key, ev.type === 'delete' ? null : ev.kv.value);
     }
     this.#revision = revision;
     if (last.size === 0) return false;
@@ -425,20 +406,19 @@ class WatchHub {
   }
 
   /** The key relative to the client's namespace, or undefined (logged) if it is outside the prefix or not UTF-8. */
-  #keyOf(raw: Buffer): string | undefined {
-    const full = this.#fullPrefix;
-    if (raw.length < full.length || !raw.subarray(0, full.length).equals(full)) {
+  #keyOf(raw: Uint8Array): string | undefined {
+    if (!startsWithBytes(raw, this.#fullPrefix)) {
       this.#settings.logger.warn(
-        { prefix: this.#prefix, key: clip(raw.toString('utf8'), MAX_LOGGED_KEY_LENGTH) },
+        { prefix: this.#prefix, key: clip(lenientUtf8.decode(raw), MAX_LOGGED_KEY_LENGTH) },
         'sdkit: etcd returned a key outside the watched prefix; ignored',
       );
       return undefined;
     }
     try {
-      return strictUtf8.decode(raw.subarray(this.#etcd.prefix?.length ?? 0));
+      return strictUtf8.decode(raw.subarray(this.#namespaceLength));
     } catch {
       this.#settings.logger.warn(
-        { prefix: this.#prefix, key: clip(raw.toString('utf8'), MAX_LOGGED_KEY_LENGTH) },
+        { prefix: this.#prefix, key: clip(lenientUtf8.decode(raw), MAX_LOGGED_KEY_LENGTH) },
         'sdkit: etcd key is not valid UTF-8; ignored',
       );
       return undefined;
@@ -451,7 +431,7 @@ class WatchHub {
     if (this.#phase === 'closed') return;
     // etcd3 refreshes an expired auth token only on unary calls (a read), never for a watch stream: go through a
     // read so the next watch carries a fresh token.
-    if (during === 'watch' && /invalid auth token/i.test(stableMessage(err))) this.#needRead = true;
+    if (during === 'watch' && this.#transport.classify(err) === 'unauthenticated') this.#needRead = true;
     const message = `etcd ${during} of prefix ${JSON.stringify(this.#prefix)} failed: ${stableMessage(err)}`;
     if (this.#error?.message !== message) {
       this.#error = new EtcdWatchError(message, { cause: err });
@@ -491,12 +471,12 @@ class WatchHub {
    * outage costs no extra calls.
    */
   #confirmResumed(gen: number): void {
-    this.#etcd.kv
+    this.#transport
       .range({
         key: this.#fullPrefix,
-        range_end: prefixRangeEnd(this.#fullPrefix),
+        rangeEnd: prefixRangeEnd(this.#fullPrefix),
         revision: String(this.#revision),
-        count_only: true,
+        countOnly: true,
         limit: 1,
       })
       .then(
@@ -505,7 +485,8 @@ class WatchHub {
         },
         (err: unknown) => {
           if (gen !== this.#generation) return;
-          if (/required revision (has been compacted|is a future revision)/i.test(stableMessage(err))) {
+          const kind = this.#transport.classify(err);
+          if (kind === 'compacted' || kind === 'future-revision') {
             this.#settings.logger.info(
               { prefix: this.#prefix, revision: this.#revision },
               'sdkit: etcd compacted the watch revision away (or is another store); re-reading the prefix',
