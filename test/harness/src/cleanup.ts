@@ -78,6 +78,14 @@ export function untrackDir(dir: string): void {
   if (/^[\w/.-]+$/.test(dir)) tellWatchdog(`D-${dir}`);
 }
 
+/** Where and with what environment {@link spawnTracked} starts a process. */
+export interface SpawnTrackedOptions {
+  /** Working directory; default: this process's. */
+  readonly cwd?: string;
+  /** The child's whole environment; default: this process's. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
 /**
  * Starts `bin` with its stdout and stderr appended to `logFile`, tracked by the safety net and unref'd. `exited`
  * resolves (never rejects) once it is gone, with how: `code N`, `signal S`, or `spawn error: …` (no binary).
@@ -86,11 +94,12 @@ export function spawnTracked(
   bin: string,
   args: readonly string[],
   logFile: string,
+  options: SpawnTrackedOptions = {},
 ): { child: ChildProcess; exited: Promise<string> } {
   const out = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(bin, args, { stdio: ['ignore', out, out] });
+    child = spawn(bin, args, { stdio: ['ignore', out, out], cwd: options.cwd, env: options.env });
   } finally {
     closeSync(out);
   }

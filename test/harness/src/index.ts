@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 
+export { type SpawnTrackedOptions, spawnTracked, trackDir, untrackDir } from './cleanup.js';
 export {
   type EtcdCluster,
   type EtcdServer,
@@ -15,6 +16,18 @@ export {
   startEtcd,
   startEtcdCluster,
 } from './etcd.js';
+export {
+  type EtcdGatewayOptions,
+  type EtcdGrpcProxyOptions,
+  type EtcdProxy,
+  type EtcdProxyKind,
+  type EtcdProxyOptions,
+  type NodeScript,
+  type NodeScriptExit,
+  startEtcdGateway,
+  startEtcdGrpcProxy,
+  startNodeScript,
+} from './etcd-proxy.js';
 export {
   KUBE_ADMIN_USER,
   type KubeApiServer,
