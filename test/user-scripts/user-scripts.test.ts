@@ -284,7 +284,14 @@ describe('sdkit in plain Node processes (nothing else holds the event loop)', ()
 
     it('on an etcd given by ETCD_ENDPOINTS', async () => {
       const run = await runOk(demo, { args: ['--backend=etcd'], cwd: demoCwd, env });
-      expect(run.stdout).toContain(`etcd at ${etcd.endpoints[0]}`);
+      expect(run.stdout).toContain(`etcd at ${etcd.endpoints[0]} over gRPC`);
+      expect(run.stdout).toContain("svc-b's registration expired");
+      expect(run.stdout).toContain('ok: no call failed');
+    });
+
+    it("on etcd's HTTP/JSON gateway (--transport=http)", async () => {
+      const run = await runOk(demo, { args: ['--backend=etcd', '--transport=http'], cwd: demoCwd, env });
+      expect(run.stdout).toContain(`etcd at ${etcd.endpoints[0]} over HTTP/JSON`);
       expect(run.stdout).toContain("svc-b's registration expired");
       expect(run.stdout).toContain('ok: no call failed');
     });

@@ -4,7 +4,9 @@
  *
  * Backend: `--backend=memory|etcd|auto` (or SDKIT_DEMO_BACKEND); `auto` (the default) uses etcd when one is
  * available — ETCD_ENDPOINTS, or an etcd binary (ETCD_BIN or PATH) the demo starts in a temp dir — and the
- * embedded MemoryRegistry otherwise. LOG_LEVEL sets the pino level of sdkit's own logs (default "warn").
+ * embedded MemoryRegistry otherwise. `--transport=grpc|http` (or SDKIT_DEMO_TRANSPORT; default grpc): how the
+ * demo's clients talk to etcd — gRPC, or etcd's HTTP/JSON gateway over fetch. LOG_LEVEL sets the pino level of
+ * sdkit's own logs (default "warn").
  */
 import { parseArgs } from 'node:util';
 import pino from 'pino';
@@ -12,12 +14,15 @@ import { chooseBackend } from './choose-backend.js';
 import { runScenario } from './scenario.js';
 
 const { values } = parseArgs({
-  options: { backend: { type: 'string', default: process.env.SDKIT_DEMO_BACKEND ?? 'auto' } },
+  options: {
+    backend: { type: 'string', default: process.env.SDKIT_DEMO_BACKEND ?? 'auto' },
+    transport: { type: 'string', default: process.env.SDKIT_DEMO_TRANSPORT ?? 'grpc' },
+  },
 });
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-const backend = await chooseBackend(String(values.backend), logger, say);
+const backend = await chooseBackend(String(values.backend), logger, say, String(values.transport));
 say(`sdkit demo — backend: ${backend.description}\n`);
 
 const deadline = setTimeout(() => {
