@@ -24,6 +24,14 @@ const script = (name: string) => join(here, 'scripts', name);
  */
 const EXIT_AFTER_LAST_LINE_MS = 3_000;
 
+/** The scripts that take ETCD_TRANSPORT run once per etcd transport. */
+const TRANSPORTS = [{ transport: 'grpc' }, { transport: 'http' }] as const;
+
+/** The environment that makes a script use `transport` (gRPC is the default: no variable). */
+function transportEnv(transport: 'grpc' | 'http'): Record<string, string> {
+  return transport === 'http' ? { ETCD_TRANSPORT: 'http' } : {};
+}
+
 interface Run {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -196,24 +204,37 @@ describe('sdkit in plain Node processes (nothing else holds the event loop)', ()
     }
   });
 
-  it('register(), deregister(), close() with nothing else in the process: every await completes', async () => {
-    for (let i = 0; i < 5; i++) {
-      const key = `/services/register-only/run-${i}`;
-      const run = await runOk(script('register-only.mjs'), { env: { ...env, KEY: key } });
-      expect(run.stdout).toMatch(
-        new RegExp(`registered ${key} on lease \\d+\\nderegistered ${key}\\nclosed\\n$`),
-      );
-      expect(await etcdKeys(etcd, key)).toEqual([]);
-    }
-  });
+  it.each(TRANSPORTS)(
+    'register(), deregister(), close() with nothing else in the process: every await completes ($transport)',
+    async ({ transport }) => {
+      for (let i = 0; i < 5; i++) {
+        const key = `/services/register-only/${transport}-${i}`;
+        const run = await runOk(script('register-only.mjs'), {
+          env: { ...env, ...transportEnv(transport), KEY: key },
+        });
+        expect(run.stdout).toMatch(
+          new RegExp(`registered ${key} on lease \\d+\\nderegistered ${key}\\nclosed\\n$`),
+        );
+        expect(await etcdKeys(etcd, key)).toEqual([]);
+      }
+    },
+  );
 
-  it("go-kit's flow: client, register, discover, call, deregister, close", async () => {
-    const run = await runOk(script('gokit-flow.mjs'), { env: { ...env, PREFIX: '/services/flow/' } });
-    expect(run.stdout).toMatch(
-      /registered \/services\/flow\/127\.0\.0\.1:\d+\nanswer 42 from \/hello\nderegistered\nclosed\n$/,
-    );
-    expect(await etcdKeys(etcd, '/services/flow/')).toEqual([]);
-  });
+  it.each(TRANSPORTS)(
+    "go-kit's flow: client, register, discover, call, deregister, close ($transport)",
+    async ({ transport }) => {
+      const prefix = `/services/flow-${transport}/`;
+      const run = await runOk(script('gokit-flow.mjs'), {
+        env: { ...env, ...transportEnv(transport), PREFIX: prefix },
+      });
+      expect(run.stdout).toMatch(
+        new RegExp(
+          `registered ${prefix}127\\.0\\.0\\.1:\\d+\nanswer 42 from /hello\nderegistered\nclosed\n$`,
+        ),
+      );
+      expect(await etcdKeys(etcd, prefix)).toEqual([]);
+    },
+  );
 
   it('a one-shot call to a service that is down prints the RetryError', async () => {
     const port = await freePort();
@@ -223,34 +244,48 @@ describe('sdkit in plain Node processes (nothing else holds the event loop)', ()
     expect(run.stdout).toMatch(/^RetryError \(exhausted, 3 attempts\): .*fetch failed/m);
   });
 
-  it('etcd down at start: the error is printed within the dial timeout', async () => {
-    const port = await freePort();
-    const run = await runOk(script('etcd-down.mjs'), { env: { ETCD_ENDPOINTS: `http://127.0.0.1:${port}` } });
-    const match =
-      /^EtcdClientError \(unreachable\) after (\d+) ms: could not reach etcd at http:\/\/127\.0\.0\.1:\d+ within 1000 ms/m.exec(
-        run.stdout,
-      );
-    expect(match, run.stdout).not.toBeNull();
-    expect(Number(match![1])).toBeGreaterThanOrEqual(999);
-  });
+  it.each(TRANSPORTS)(
+    'etcd down at start: the error is printed within the dial timeout ($transport)',
+    async ({ transport }) => {
+      const port = await freePort();
+      const run = await runOk(script('etcd-down.mjs'), {
+        env: { ETCD_ENDPOINTS: `http://127.0.0.1:${port}`, ...transportEnv(transport) },
+      });
+      const match =
+        /^EtcdClientError \(unreachable\) after (\d+) ms: could not reach etcd at http:\/\/127\.0\.0\.1:\d+ within 1000 ms/m.exec(
+          run.stdout,
+        );
+      expect(match, run.stdout).not.toBeNull();
+      expect(Number(match![1])).toBeGreaterThanOrEqual(999);
+    },
+  );
 
   it('the embedded registry: register, discover, call, deregister, close', async () => {
     const run = await runOk(script('embedded-registry.mjs'));
     expect(run.stdout).toBe('registered 2\nlocal://a got one\nlocal://b got two\nderegistered, 0 left\n');
   });
 
-  it('close() of the client: the instancer says so and completes, the lease is left to expire, the process exits', async () => {
-    const key = '/services/close-client/a';
-    const run = await runOk(script('close-client.mjs'), { env: { ...env, KEY: key, TTL_SECONDS: '3' } });
-    expect(run.stdout).toBe(
-      `registered ${key}; instancer sees it\n` +
-        'closed; registrar: registered → lost → (complete); instancer: 1 → error: EtcdClientError closed → (complete)\n' +
-        'register() after close: EtcdClientError (closed)\n',
-    );
-    // Not revoked: still there right after, gone once the TTL ran out without keep-alives.
-    expect(await etcdKeys(etcd, key)).toEqual([key]);
-    await eventually(async () => expect(await etcdKeys(etcd, key)).toEqual([]), 'the key to expire', 10_000);
-  });
+  it.each(TRANSPORTS)(
+    'close() of the client: the instancer says so and completes, the lease is left to expire, the process exits ($transport)',
+    async ({ transport }) => {
+      const key = `/services/close-client/${transport}`;
+      const run = await runOk(script('close-client.mjs'), {
+        env: { ...env, ...transportEnv(transport), KEY: key, TTL_SECONDS: '3' },
+      });
+      expect(run.stdout).toBe(
+        `registered ${key}; instancer sees it\n` +
+          'closed; registrar: registered → lost → (complete); instancer: 1 → error: EtcdClientError closed → (complete)\n' +
+          'register() after close: EtcdClientError (closed)\n',
+      );
+      // Not revoked: still there right after, gone once the TTL ran out without keep-alives.
+      expect(await etcdKeys(etcd, key)).toEqual([key]);
+      await eventually(
+        async () => expect(await etcdKeys(etcd, key)).toEqual([]),
+        'the key to expire',
+        10_000,
+      );
+    },
+  );
 
   it('a service SIGTERMed deregisters at once and ends as the signal would', async () => {
     const service = start(script('sigterm-service.mjs'), { env });

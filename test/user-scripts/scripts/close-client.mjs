@@ -5,10 +5,12 @@ import { endpointer } from '@sdkit/sd-core';
 import { createEtcdClient, EtcdInstancer, EtcdRegistrar } from '@sdkit/sd-etcd';
 
 const endpoints = process.env.ETCD_ENDPOINTS.split(',');
+// ETCD_TRANSPORT=http: etcd's HTTP/JSON gateway instead of gRPC (the default).
+const transport = process.env.ETCD_TRANSPORT ? { transport: process.env.ETCD_TRANSPORT } : {};
 const key = process.env.KEY;
 const ttlSeconds = Number(process.env.TTL_SECONDS ?? 3);
 
-const client = await createEtcdClient({ endpoints });
+const client = await createEtcdClient({ endpoints, ...transport });
 const registrar = new EtcdRegistrar(client, { key, value: 'http://127.0.0.1:9', ttlSeconds });
 await registrar.register();
 const instancer = new EtcdInstancer(client, { prefix: key.slice(0, key.lastIndexOf('/') + 1) });

@@ -3,9 +3,11 @@
 import { createEtcdClient, EtcdClientError } from '@sdkit/sd-etcd';
 
 const endpoints = process.env.ETCD_ENDPOINTS.split(',');
+// ETCD_TRANSPORT=http: etcd's HTTP/JSON gateway instead of gRPC (the default).
+const transport = process.env.ETCD_TRANSPORT ? { transport: process.env.ETCD_TRANSPORT } : {};
 const started = performance.now();
 try {
-  const client = await createEtcdClient({ endpoints, dialTimeoutMs: 1_000 });
+  const client = await createEtcdClient({ endpoints, ...transport, dialTimeoutMs: 1_000 });
   client.close();
   console.log('unexpected: connected');
   process.exitCode = 1;

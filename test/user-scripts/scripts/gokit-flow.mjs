@@ -5,6 +5,8 @@ import { endpointer } from '@sdkit/sd-core';
 import { codecs, createEtcdClient, EtcdInstancer, EtcdRegistrar } from '@sdkit/sd-etcd';
 
 const endpoints = process.env.ETCD_ENDPOINTS.split(',');
+// ETCD_TRANSPORT=http: etcd's HTTP/JSON gateway instead of gRPC (the default).
+const transport = process.env.ETCD_TRANSPORT ? { transport: process.env.ETCD_TRANSPORT } : {};
 const prefix = process.env.PREFIX ?? '/services/flow/';
 
 // The service this process offers.
@@ -15,7 +17,7 @@ const server = createServer((req, res) => {
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const hostPort = `127.0.0.1:${server.address().port}`;
 
-const client = await createEtcdClient({ endpoints });
+const client = await createEtcdClient({ endpoints, ...transport });
 const registrar = new EtcdRegistrar(client, {
   key: `${prefix}${hostPort}`,
   value: `http://${hostPort}`,

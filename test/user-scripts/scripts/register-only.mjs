@@ -3,9 +3,11 @@
 import { createEtcdClient, EtcdRegistrar } from '@sdkit/sd-etcd';
 
 const endpoints = process.env.ETCD_ENDPOINTS.split(',');
+// ETCD_TRANSPORT=http: etcd's HTTP/JSON gateway instead of gRPC (the default).
+const transport = process.env.ETCD_TRANSPORT ? { transport: process.env.ETCD_TRANSPORT } : {};
 const key = process.env.KEY ?? '/services/register-only/127.0.0.1:9';
 
-const client = await createEtcdClient({ endpoints });
+const client = await createEtcdClient({ endpoints, ...transport });
 const registrar = new EtcdRegistrar(client, { key, value: 'http://127.0.0.1:9', ttlSeconds: 30 });
 await registrar.register();
 console.log(`registered ${key} on lease ${registrar.leaseId}`);
