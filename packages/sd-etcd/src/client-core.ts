@@ -38,6 +38,8 @@ export interface EtcdClientBaseOptions {
    * Bound, in ms, for the first round-trip: `createEtcdClient` (and {@link EtcdClient.ready}) reject if etcd has
    * not answered within it. Default 3000. With a single endpoint, a TLS failure (etcd's certificate not trusted,
    * our client certificate refused, no TLS on the port) rejects at once instead: it will not pass by waiting.
+   * (Over HTTP in Node, etcd refusing a missing client certificate only shows as a closed connection, so that one
+   * case waits for the dial timeout.)
    */
   dialTimeoutMs?: number;
   /**
@@ -348,25 +350,34 @@ export function transportOf(client: unknown): EtcdTransport | undefined {
 
 /**
  * A TLS handshake failure in `err` (grpc-js and fetch pass OpenSSL's text through, e.g. "sslv3 alert bad
- * certificate") said in plain words, to append to the `'unreachable'` message; `''` when `err` is not one.
+ * certificate") said in plain words, to append to the `'unreachable'` message; `''` when `err` is not one. The
+ * advice names what the `transport` takes: `tls` for gRPC; the runtime's trust store or a `fetch` for HTTP (which
+ * refuses `tls`).
  */
-export function tlsHint(err: unknown): string {
+export function tlsHint(err: unknown, transport: 'grpc' | 'http' = 'grpc'): string {
   const text = deepText(err);
   if (
     /unable to verify|self[- ]signed certificate|unable to get (local )?issuer|certificate verify failed/i.test(
       text,
     )
   ) {
-    return " (TLS: etcd's server certificate is not signed by the CA given as tls.ca — or, without tls.ca, by a system CA)";
+    return transport === 'http'
+      ? " (TLS: etcd's server certificate is not signed by a CA that fetch trusts: a system CA or, in Node, one " +
+          'added with NODE_EXTRA_CA_CERTS; or pass a `fetch` that trusts its CA)'
+      : " (TLS: etcd's server certificate is not signed by the CA given as tls.ca — or, without tls.ca, by a system CA)";
   }
   if (/alert (bad certificate|certificate required|unknown ca|certificate unknown)/i.test(text)) {
     return (
       " (TLS: etcd refused the client certificate: none was given, or it is not signed by a CA in etcd's " +
-      '--trusted-ca-file; with --client-cert-auth etcd needs tls.cert and tls.key)'
+      (transport === 'http'
+        ? '--trusted-ca-file; with --client-cert-auth the HTTP transport needs a `fetch` that presents one)'
+        : '--trusted-ca-file; with --client-cert-auth etcd needs tls.cert and tls.key)')
     );
   }
   if (/wrong version number|packet length too long/i.test(text)) {
-    return ' (TLS: etcd does not seem to serve TLS on this port; use an http:// endpoint without tls)';
+    return transport === 'http'
+      ? ' (TLS: etcd does not seem to serve TLS on this port; use an http:// endpoint)'
+      : ' (TLS: etcd does not seem to serve TLS on this port; use an http:// endpoint without tls)';
   }
   return '';
 }
@@ -383,8 +394,8 @@ function deepText(err: unknown): string {
 }
 
 /** Why a round-trip failed, for an `'unreachable'` message: the error's text plus the plain-words {@link tlsHint}. */
-function unreachableCause(err: unknown): string {
-  return `${errorText(err).replace(/\s*Resolution note:\s*$/, '')}${tlsHint(err)}`;
+function unreachableCause(err: unknown, transport: 'grpc' | 'http'): string {
+  return `${errorText(err).replace(/\s*Resolution note:\s*$/, '')}${tlsHint(err, transport)}`;
 }
 
 /**
@@ -451,7 +462,7 @@ export class TransportClient implements EtcdClient {
           }
         };
         const cancelTimeout = clock.setTimeout(() => {
-          const last = lastError === undefined ? '' : `: ${unreachableCause(lastError)}`;
+          const last = lastError === undefined ? '' : `: ${unreachableCause(lastError, transport.kind)}`;
           settle(
             new EtcdClientError(
               'unreachable',
@@ -509,7 +520,7 @@ export class TransportClient implements EtcdClient {
                   settle(
                     new EtcdClientError(
                       'unreachable',
-                      `etcd at ${where} does not serve the ${transport.kind === 'http' ? "HTTP/JSON gateway (etcd's gRPC proxy does not; point the HTTP transport at an etcd member or its L4 gateway, or use the gRPC transport)" : 'gRPC API'}: ${unreachableCause(err)}`,
+                      `etcd at ${where} does not serve the ${transport.kind === 'http' ? "HTTP/JSON gateway (etcd's gRPC proxy does not; point the HTTP transport at an etcd member or its L4 gateway, or use the gRPC transport)" : 'gRPC API'}: ${unreachableCause(err, transport.kind)}`,
                       { cause: err },
                     ),
                   );
@@ -521,7 +532,7 @@ export class TransportClient implements EtcdClient {
                   settle(
                     new EtcdClientError(
                       'unreachable',
-                      `could not reach etcd at ${where}: ${unreachableCause(err)}`,
+                      `could not reach etcd at ${where}: ${unreachableCause(err, transport.kind)}`,
                       {
                         cause: err,
                       },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createEtcdClient, type EtcdClientOptions } from './client.js';
+import { createEtcdClient, type EtcdClientOptions, type EtcdHttpTransportOptions } from './client.js';
+import { tlsHint } from './client-core.js';
 
 const ok = ['http://127.0.0.1:2379'];
 
@@ -78,5 +79,45 @@ describe('createEtcdClient option validation', () => {
     );
     expect(err).toBeInstanceOf(TypeError);
     expect(err?.message).toBe('createEtcdClient: auth.password must be a string');
+  });
+});
+
+describe("createEtcdClient({ transport: 'http' }) and TLS", () => {
+  it('refuses tls with a TypeError pointing at fetch, before any request', async () => {
+    let requests = 0;
+    const err = await createEtcdClient({
+      transport: 'http',
+      endpoints: ['https://127.0.0.1:2379'],
+      tls: { ca: '-----BEGIN CERTIFICATE-----' },
+      fetch: async () => {
+        requests++;
+        return new Response('{}');
+      },
+    } as unknown as EtcdHttpTransportOptions).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(TypeError);
+    expect(err?.message).toMatch(/^createEtcdClient: tls is not taken with transport 'http'/);
+    expect(err?.message).toMatch(/pass a `fetch` that applies them/);
+    expect(requests).toBe(0);
+  });
+
+  it("the TLS hint of an 'unreachable' error names what each transport takes", () => {
+    const untrusted = new TypeError('fetch failed', {
+      cause: new Error('unable to verify the first certificate'),
+    });
+    expect(tlsHint(untrusted, 'grpc')).toMatch(/not signed by the CA given as tls\.ca/);
+    expect(tlsHint(untrusted, 'http')).toMatch(/not signed by a CA that fetch trusts: .*NODE_EXTRA_CA_CERTS/);
+    expect(tlsHint(untrusted, 'http')).not.toMatch(/tls\./);
+    const refused = new Error('sslv3 alert bad certificate');
+    expect(tlsHint(refused, 'grpc')).toMatch(/needs tls\.cert and tls\.key/);
+    expect(tlsHint(refused, 'http')).toMatch(/needs a `fetch` that presents one/);
+    expect(tlsHint(refused, 'http')).not.toMatch(/tls\./);
+    const plain = new Error('wrong version number');
+    expect(tlsHint(plain, 'http')).toBe(
+      ' (TLS: etcd does not seem to serve TLS on this port; use an http:// endpoint)',
+    );
+    expect(tlsHint(new Error('connect ECONNREFUSED'), 'http')).toBe('');
   });
 });

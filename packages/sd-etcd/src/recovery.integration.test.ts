@@ -1,11 +1,12 @@
 /**
  * Registrar and instancer together through etcd failures: what a client sees of a service while etcd loses its
- * data or its leader. Each registrar has its own client, as a separate process would.
+ * data or its leader. Each registrar has its own client, as a separate process would. Every test runs with both
+ * clients on each transport (gRPC and HTTP/JSON); what the tests check etcd against is etcdctl.
  */
 import type { InstancerEvent, RegistrarState } from '@sdkit/sd-core';
 import { startEtcd, startEtcdCluster, waitFor } from '@sdkit/test-harness';
 import { describe, expect, it } from 'vitest';
-import { createEtcdClient } from './client.js';
+import { createEtcdClient, type EtcdClient } from './client.js';
 import { codecs } from './codecs.js';
 import { EtcdInstancer } from './instancer.js';
 import { EtcdRegistrar } from './registrar.js';
@@ -13,11 +14,20 @@ import { EtcdRegistrar } from './registrar.js';
 const WAIT = 20_000;
 const keys = (e: InstancerEvent) => e.instances.map((i) => i.key).join(',');
 
-describe('registrar + instancer through etcd failures', () => {
+const TRANSPORTS = [{ transport: 'grpc' as const }, { transport: 'http' as const }];
+
+/** A client over `transport`. */
+function clientFor(transport: 'grpc' | 'http', endpoints: readonly string[]): Promise<EtcdClient> {
+  return transport === 'http'
+    ? createEtcdClient({ transport: 'http', endpoints })
+    : createEtcdClient({ endpoints });
+}
+
+describe.each(TRANSPORTS)('registrar + instancer through etcd failures ($transport)', ({ transport }) => {
   it('after a restart with wiped data, the registrar registers again and the instancer sees it again', async () => {
-    await using etcd = await startEtcd({ name: 'recovery-wipe' });
-    await using serviceClient = await createEtcdClient({ endpoints: etcd.endpoints });
-    await using watcherClient = await createEtcdClient({ endpoints: etcd.endpoints });
+    await using etcd = await startEtcd({ name: `recovery-wipe-${transport}` });
+    await using serviceClient = await clientFor(transport, etcd.endpoints);
+    await using watcherClient = await clientFor(transport, etcd.endpoints);
 
     const registrar = new EtcdRegistrar(serviceClient, {
       key: 'my-service/127.0.0.1:50051',
@@ -72,8 +82,8 @@ describe('registrar + instancer through etcd failures', () => {
 
   it('in a 3-member cluster, killing the leader loses no registration and duplicates none', async () => {
     await using cluster = await startEtcdCluster(3);
-    await using serviceClient = await createEtcdClient({ endpoints: cluster.endpoints });
-    await using watcherClient = await createEtcdClient({ endpoints: cluster.endpoints });
+    await using serviceClient = await clientFor(transport, cluster.endpoints);
+    await using watcherClient = await clientFor(transport, cluster.endpoints);
     const registrars = Array.from(
       { length: 20 },
       (_, i) =>

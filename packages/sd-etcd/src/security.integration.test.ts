@@ -1,38 +1,52 @@
 /**
  * Security, end to end on real etcd (issue #6): TLS with a private CA and mutual TLS through an EtcdInstancer and
  * an EtcdRegistrar; etcd auth with roles (a read-only user, a user confined to one prefix, roles changed while
- * registered); and no password, auth token or private key in what a real pino logger prints, nor in the errors
- * thrown to the caller — in the success and in the failure paths.
+ * registered) and auth tokens expiring while in use; and no password, auth token or private key in what a real
+ * pino logger prints, nor in the errors thrown to the caller — in the success and in the failure paths.
+ *
+ * Auth runs on both transports (gRPC and HTTP/JSON); etcdctl is the ground truth. TLS runs on gRPC with `tls`,
+ * and on HTTP, which takes no `tls`, with the runtime's trust store: a plain `node` child process trusting the
+ * private CA through NODE_EXTRA_CA_CERTS, or not (it runs the BUILT package: build first).
  */
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
-import type { InstancerEvent } from '@sdkit/sd-core';
+import type { InstancerEvent, RegistrarState } from '@sdkit/sd-core';
 import {
   type Certificates,
   type EtcdServer,
   eventually,
+  type NodeScript,
+  type NodeScriptExit,
   startEtcd,
+  startNodeScript,
   startTlsEtcdPair,
   type TlsEtcdPair,
   waitFor,
 } from '@sdkit/test-harness';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEtcdClient, EtcdClientError, type EtcdClientOptions, type EtcdGrpcClient } from './client.js';
+import {
+  createEtcdClient,
+  type EtcdClient,
+  EtcdClientError,
+  type EtcdClientOptions,
+  type EtcdGrpcClient,
+} from './client.js';
 import { EtcdInstancer } from './instancer.js';
 import { EtcdAccessDeniedError, EtcdRegistrar } from './registrar.js';
 
 // --- what the loggers print -----------------------------------------------------------------------------------
 
-/** A real pino logger at `debug`, printing its JSON lines into memory. */
+/** A real pino logger at `debug`, printing its JSON lines into memory (or a child process's pino lines). */
 interface CapturedLog {
-  readonly logger: pino.Logger;
   readonly lines: string[];
 }
 
 const captured: CapturedLog[] = [];
 
-function capturePino(): CapturedLog {
+function capturePino(): { logger: pino.Logger; lines: string[] } {
   const lines: string[] = [];
   const logger = pino(
     { level: 'debug', base: null },
@@ -45,6 +59,18 @@ function capturePino(): CapturedLog {
   const log = { logger, lines };
   captured.push(log);
   return log;
+}
+
+/** The pino lines a child process prints on stderr (see fixtures/http-tls-watcher.mjs), scanned like ours. */
+function captureChildLog(script: NodeScript): void {
+  const lines: string[] = [];
+  let partial = '';
+  script.child.stderr!.on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) if (line) lines.push(line);
+  });
+  captured.push({ lines });
 }
 
 /**
@@ -119,6 +145,28 @@ async function issuedToken(client: EtcdGrpcClient): Promise<string> {
   return token;
 }
 
+/**
+ * The global fetch, learning every auth token an HTTP client is issued (from `/v3/auth/authenticate` answers) and
+ * sends (its raw `Authorization` header) into `tokens` and {@link secrets}.
+ */
+function tokenLearningFetch(user: string, tokens: Set<string>): typeof fetch {
+  const learn = (token: unknown): void => {
+    if (typeof token !== 'string' || tokens.has(token)) return;
+    expect(token).toMatch(SIMPLE_TOKEN); // so that the shape check means something for HTTP too
+    tokens.add(token);
+    secrets.set(token, `the auth token etcd issued to ${user}`);
+    figures.tokensSeen++;
+  };
+  return async (input, init) => {
+    learn(new Headers(init?.headers).get('authorization') ?? undefined);
+    const res = await fetch(input, init);
+    if (new URL(String(input)).pathname === '/v3/auth/authenticate' && res.ok) {
+      learn(((await res.clone().json()) as { token?: unknown }).token);
+    }
+    return res;
+  };
+}
+
 async function rejectionOf<T extends Error>(promise: Promise<unknown>, type: new (...a: never[]) => T) {
   const started = performance.now();
   const outcome = await promise.then(
@@ -128,6 +176,29 @@ async function rejectionOf<T extends Error>(promise: Promise<unknown>, type: new
   expect(outcome).toBeInstanceOf(type);
   expectCleanError(outcome);
   return { error: outcome as T, ms: Math.round(performance.now() - started) };
+}
+
+// --- the built package, for plain-node child processes ------------------------------------------------------------
+
+const WATCHER = fileURLToPath(new URL('./fixtures/http-tls-watcher.mjs', import.meta.url));
+
+/** A pattern matching exactly the JSON line of `value`. */
+const exactly = (value: unknown): RegExp =>
+  new RegExp(`^${JSON.stringify(value).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+
+/** Throws, saying how to build, unless `dist` is there and not older than any source file it is built from. */
+function assertBuilt(): void {
+  const src = fileURLToPath(new URL('.', import.meta.url));
+  const dist = fileURLToPath(new URL('../dist/', import.meta.url));
+  const build = 'build it first: pnpm turbo run build --filter=@sdkit/sd-etcd...';
+  if (!existsSync(`${dist}index.js`)) throw new Error(`@sdkit/sd-etcd has no dist: ${build}`);
+  for (const file of readdirSync(src)) {
+    if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
+    const built = `${dist}${file.replace(/\.ts$/, '.js')}`;
+    if (!existsSync(built) || statSync(built).mtimeMs < statSync(`${src}${file}`).mtimeMs) {
+      throw new Error(`@sdkit/sd-etcd's dist is older than src/${file}: ${build}`);
+    }
+  }
 }
 
 // --- clean-up ---------------------------------------------------------------------------------------------------
@@ -149,12 +220,31 @@ async function client(options: EtcdClientOptions): Promise<EtcdGrpcClient> {
   return c;
 }
 
+type Transport = 'grpc' | 'http';
+const TRANSPORTS = [{ transport: 'grpc' as const }, { transport: 'http' as const }];
+
+/** The options both transports take (plus, for HTTP, a `fetch`). */
+type CommonOptions = Pick<
+  EtcdClientOptions,
+  'endpoints' | 'auth' | 'logger' | 'dialTimeoutMs' | 'keepAlive'
+> & {
+  fetch?: typeof fetch;
+};
+
+/** `createEtcdClient` over `transport` (a given `fetch` is used by HTTP only). */
+function connect(transport: Transport, options: CommonOptions): Promise<EtcdClient> {
+  const { fetch: fetchFn, ...common } = options;
+  return transport === 'http'
+    ? createEtcdClient({ ...common, transport: 'http', ...(fetchFn ? { fetch: fetchFn } : {}) })
+    : createEtcdClient(common);
+}
+
 const key = (prefix: string, port: number) => `${prefix}127.0.0.1:${port}`;
 const has = (k: string) => (e: InstancerEvent) => e.instances.some((i) => i.key === k);
 const hasNot = (k: string) => (e: InstancerEvent) => !e.error && !e.instances.some((i) => i.key === k);
 
 /** Register, see it through the instancer, deregister, see it go: all through `c`. */
-async function roundTrip(c: EtcdGrpcClient, prefix: string, logger: pino.Logger): Promise<void> {
+async function roundTrip(c: EtcdClient, prefix: string, logger: pino.Logger): Promise<void> {
   const instancer = new EtcdInstancer(c, { prefix, logger });
   cleanups.push(() => instancer.stop());
   const k = key(prefix, 8080);
@@ -176,6 +266,7 @@ describe('TLS with a private CA, and mutual TLS', () => {
   let tlsServer: EtcdServer;
   let mtlsServer: EtcdServer;
   beforeAll(async () => {
+    assertBuilt();
     pair = await startTlsEtcdPair('sec');
     ({ certs, tls: tlsServer, mtls: mtlsServer } = pair);
     for (const file of [certs.clientKeyFile, certs.otherClientKeyFile, certs.serverKeyFile]) {
@@ -310,11 +401,84 @@ describe('TLS with a private CA, and mutual TLS', () => {
       foreignClientCertMs: foreignCert.ms,
     });
   });
+
+  // HTTP takes no `tls`: https:// endpoints are verified by the runtime's fetch. A plain `node` trusts the private
+  // CA only through NODE_EXTRA_CA_CERTS, which Node reads at start-up: hence a child process.
+  it('HTTP from a plain node trusting the private CA (NODE_EXTRA_CA_CERTS): register, see it and a put in the instancer', async () => {
+    const prefix = '/services/http-tls/';
+    const registered = key(prefix, 8443);
+    const script = startNodeScript(
+      WATCHER,
+      [
+        JSON.stringify({
+          endpoints: tlsServer.endpoints,
+          prefix,
+          dialTimeoutMs: 10_000,
+          register: { key: registered, value: 'https://127.0.0.1:8443' },
+        }),
+      ],
+      { env: { NODE_EXTRA_CA_CERTS: certs.caFile } },
+    );
+    cleanups.push(() => script.kill());
+    captureChildLog(script);
+    const ready = JSON.parse(await script.line(/^\{"(ready|rejected)"/, 20_000));
+    expect(ready, script.output()).toMatchObject({ ready: true });
+    await script.line(/^\{"registered":/, 10_000);
+    expect((await tlsServer.etcdctl('get', registered, '--print-value-only')).stdout.trim()).toBe(
+      'https://127.0.0.1:8443',
+    );
+    await script.line(exactly({ keys: [registered], error: null }), 10_000);
+    const put = key(prefix, 8444);
+    await tlsServer.etcdctl('put', put, 'https://127.0.0.1:8444');
+    await script.line(exactly({ keys: [registered, put], error: null }), 10_000);
+    expectClean(script.output(), "the child's output");
+    Object.assign(figures, { httpTlsReadyMs: ready.ms });
+  });
+
+  it('HTTP without trusting the CA: createEtcdClient rejects at once, unreachable, with the TLS hint for fetch', async () => {
+    // Long on purpose: a TLS failure must reject from the first answer, not after the dial timeout.
+    const dialTimeoutMs = 10_000;
+    const expectTlsRejection = (error: { reason?: string; message?: string }, ms: number): void => {
+      expect(error.reason).toBe('unreachable');
+      expect(ms).toBeLessThan(2000);
+      expect(error.message).toContain(`could not reach etcd at ${tlsServer.endpoints[0]}: `);
+      expect(error.message).toMatch(/unable to verify the first certificate/);
+      expect(error.message).toMatch(
+        /\(TLS: etcd's server certificate is not signed by a CA that fetch trusts: a system CA or, in Node, one added with NODE_EXTRA_CA_CERTS; or pass a `fetch` that trusts its CA\)$/,
+      );
+      expect(error.message).not.toMatch(/tls\.ca|within \d+ ms/); // the HTTP transport takes no tls.ca
+    };
+    // In a plain node, as a user's process: rejected, then the process ends by itself.
+    const script = startNodeScript(WATCHER, [
+      JSON.stringify({ endpoints: tlsServer.endpoints, prefix: '/services/http-tls/', dialTimeoutMs }),
+    ]);
+    cleanups.push(() => script.kill());
+    captureChildLog(script);
+    const line = JSON.parse(await script.line(/^\{"(ready|rejected)"/, 20_000));
+    expect(line.rejected, script.output()).toMatchObject({ name: 'EtcdClientError' });
+    expectTlsRejection(line.rejected, line.ms);
+    expectClean(line.rejected.message, "the child's error message");
+    let exit: NodeScriptExit | undefined;
+    void script.exited.then((e) => (exit = e));
+    await eventually(async () => exit !== undefined, 'the child to exit by itself (nothing holds it)', 5000);
+    expect(exit).toEqual({ code: 0, signal: null });
+    // In this process too, where the error object (with its causes) is scanned for secrets.
+    const { logger } = capturePino();
+    const inProcess = await rejectionOf(
+      createEtcdClient({ transport: 'http', endpoints: tlsServer.endpoints, dialTimeoutMs, logger }),
+      EtcdClientError,
+    );
+    expectTlsRejection(inProcess.error, inProcess.ms);
+    Object.assign(figures, { httpUntrustedCaMs: line.ms, httpUntrustedCaInProcessMs: inProcess.ms });
+    console.info(
+      `[measure] http: untrusted CA rejected after ${line.ms} ms (child process), ${inProcess.ms} ms (in process); dialTimeoutMs ${dialTimeoutMs}`,
+    );
+  });
 });
 
 // --- auth with roles ----------------------------------------------------------------------------------------------
 
-describe('etcd auth with roles', () => {
+describe.each(TRANSPORTS)('etcd auth with roles ($transport)', ({ transport }) => {
   let server: EtcdServer;
   const passwords = {
     root: 'root-Pa55-7f3kq9',
@@ -327,7 +491,7 @@ describe('etcd auth with roles', () => {
 
   beforeAll(async () => {
     for (const [user, p] of Object.entries(passwords)) secrets.set(p, `the password of ${user}`);
-    server = await startEtcd({ name: 'sec-auth' });
+    server = await startEtcd({ name: `sec-auth-${transport}` });
     const e = (...args: string[]) => server.etcdctl(...args);
     await e('user', 'add', 'root', `--new-user-password=${passwords.root}`);
     await e('user', 'grant-role', 'root', 'root');
@@ -346,14 +510,20 @@ describe('etcd auth with roles', () => {
   });
   afterAll(() => server?.close());
 
-  async function as(user: keyof typeof passwords, logger: pino.Logger): Promise<EtcdGrpcClient> {
-    const c = await client({
+  /** A client of `user` over the transport under test, whose auth token is known (a secret from then on). */
+  async function as(user: keyof typeof passwords, logger: pino.Logger): Promise<EtcdClient> {
+    const tokens = new Set<string>();
+    const c = await connect(transport, {
       endpoints: server.endpoints,
       auth: { username: user, password: passwords[user] },
       logger,
+      fetch: tokenLearningFetch(user, tokens),
     });
+    cleanups.push(() => c.close());
     expect(c.username).toBe(user);
-    await issuedToken(c);
+    expect(c.transport).toBe(transport);
+    if (transport === 'grpc') await issuedToken(c as EtcdGrpcClient);
+    else expect(tokens.size).toBe(1); // ready() authenticated once and sent that token
     return c;
   }
 
@@ -421,7 +591,10 @@ describe('etcd auth with roles', () => {
     expect(errorLines()).toHaveLength(2);
     expect(states).toEqual(['registering', 'deregistered', 'registering', 'deregistered']);
     expect((await ctl('get', k)).stdout).toBe('');
-    Object.assign(figures, { readerDeniedMs: first.ms, readerDeniedAgainMs: second.ms });
+    Object.assign(figures, {
+      [`${transport}ReaderDeniedMs`]: first.ms,
+      [`${transport}ReaderDeniedAgainMs`]: second.ms,
+    });
   });
 
   it('writer-a registers under /services/a/ but not under /services/b/ (clear error, nothing written)', async () => {
@@ -448,7 +621,7 @@ describe('etcd auth with roles', () => {
     expect((await ctl('get', ok.key, '--print-value-only')).stdout.trim()).toBe('http://127.0.0.1:9003');
     await ok.deregister();
     expect((await ctl('get', ok.key)).stdout).toBe('');
-    Object.assign(figures, { writerDeniedMs: ms });
+    Object.assign(figures, { [`${transport}WriterDeniedMs`]: ms });
   });
 
   it('roles changed while registered: deregister() is denied (delete and revoke) clearly; the key expires with its TTL', async () => {
@@ -469,7 +642,7 @@ describe('etcd auth with roles', () => {
     expect(error.operation).toBe('delete');
     expect(error.message).toMatch(
       new RegExp(
-        `^EtcdRegistrar: could not remove "${k}" from etcd: permission denied: etcd user "writer-c" may not delete it \\(.*permission denied\\); it expires within 2 s$`,
+        `^EtcdRegistrar: could not remove "${k}" from etcd: permission denied: etcd user "writer-c" may not delete it \\(.*permission denied.*\\); it expires within 2 s$`,
       ),
     );
     expect(registrar.state).toBe('deregistered');
@@ -477,17 +650,22 @@ describe('etcd auth with roles', () => {
     expect((await ctl('lease', 'list')).stdout).not.toContain('found 0 leases');
     // …but nothing keeps it alive any more, so the key goes within the TTL.
     await eventually(async () => (await ctl('get', k)).stdout === '', 'the key to expire', 5000);
-    Object.assign(figures, { expiredAfterDeniedDeregisterMs: Math.round(performance.now() - started) });
+    Object.assign(figures, {
+      [`${transport}ExpiredAfterDeniedDeregisterMs`]: Math.round(performance.now() - started),
+    });
   });
 
   it('wrong password, and no credentials: clear errors at createEtcdClient, the password nowhere', async () => {
     const { logger } = capturePino();
     const wrong = 'not-the-Pa55-h7dj3k';
     secrets.set(wrong, 'the wrong password');
+    // Long on purpose: a refusal must reject from etcd's first answer, not after the dial timeout.
+    const dialTimeoutMs = 10_000;
     const bad = await rejectionOf(
-      createEtcdClient({
+      connect(transport, {
         endpoints: server.endpoints,
         auth: { username: 'reader', password: wrong },
+        dialTimeoutMs,
         logger,
       }),
       EtcdClientError,
@@ -498,11 +676,192 @@ describe('etcd auth with roles', () => {
     );
     expect(bad.ms).toBeLessThan(2000);
     const none = await rejectionOf(
-      createEtcdClient({ endpoints: server.endpoints, logger }),
+      connect(transport, { endpoints: server.endpoints, dialTimeoutMs, logger }),
       EtcdClientError,
     );
     expect(none.error.reason).toBe('authentication-failed');
-    expect(none.error.message).toMatch(/requires authentication/);
-    Object.assign(figures, { wrongPasswordMs: bad.ms, noCredentialsMs: none.ms });
+    expect(none.error.message).toBe(
+      `etcd at ${server.endpoints[0]} requires authentication (auth is enabled) but no credentials were given`,
+    );
+    expect(none.ms).toBeLessThan(2000);
+    Object.assign(figures, {
+      [`${transport}WrongPasswordMs`]: bad.ms,
+      [`${transport}NoCredentialsMs`]: none.ms,
+    });
   });
 });
+
+// --- auth tokens expiring while in use --------------------------------------------------------------------------
+
+describe.each(TRANSPORTS)(
+  'etcd auth tokens expiring while in use, --auth-token-ttl=2 ($transport)',
+  ({ transport }) => {
+    let server: EtcdServer;
+    const passwords = { root: 'root-Pa55-z8ttl4', svc: 'svc-Pa55-k2exp7', watcher: 'watcher-Pa55-r5idl0' };
+    const ctl = (...args: string[]) => server.etcdctl(...args, `--user=root:${passwords.root}`);
+
+    beforeAll(async () => {
+      for (const [user, p] of Object.entries(passwords)) secrets.set(p, `the password of ${user}`);
+      server = await startEtcd({ name: `sec-ttl-${transport}`, extraArgs: ['--auth-token-ttl=2'] });
+      const e = (...args: string[]) => server.etcdctl(...args);
+      await e('user', 'add', 'root', `--new-user-password=${passwords.root}`);
+      await e('user', 'grant-role', 'root', 'root');
+      for (const [user, perm] of [
+        ['svc', 'readwrite'],
+        ['watcher', 'read'],
+      ] as const) {
+        await e('role', 'add', `${user}-role`);
+        await e('role', 'grant-permission', `${user}-role`, perm, '/svc/', '--prefix=true');
+        await e('user', 'add', user, `--new-user-password=${passwords[user]}`);
+        await e('user', 'grant-role', user, `${user}-role`);
+      }
+      await e('auth', 'enable');
+    });
+    afterAll(() => server?.close());
+
+    /** How many auth tokens of `user` etcd has deleted so far (unused for the token TTL), from etcd's log. */
+    async function tokensExpired(user: string): Promise<number> {
+      return (await readFile(server.logFile, 'utf8'))
+        .split('\n')
+        .filter((line) => line.includes('"deleted a simple token"') && line.includes(`"user-name":"${user}"`))
+        .length;
+    }
+
+    /** A client of `user`; `authentications` counts its authentications (HTTP; gRPC's happen inside etcd3). */
+    async function as(user: 'svc' | 'watcher', logger: pino.Logger) {
+      const tokens = new Set<string>();
+      const learning = tokenLearningFetch(user, tokens);
+      let authentications = 0;
+      const c = await connect(transport, {
+        endpoints: server.endpoints,
+        auth: { username: user, password: passwords[user] },
+        logger,
+        fetch: (input, init) => {
+          if (new URL(String(input)).pathname === '/v3/auth/authenticate') authentications++;
+          return learning(input, init);
+        },
+      });
+      cleanups.push(() => c.close());
+      /** Learns the token the client holds now (gRPC: from etcd3's cache; HTTP learns each one as it comes). */
+      const learnToken = async () => {
+        if (transport === 'grpc') await issuedToken(c as EtcdGrpcClient);
+      };
+      await learnToken();
+      return { c, learnToken, authentications: () => authentications, tokens };
+    }
+
+    it('an instancer and a registrar keep working across several token expiries; new ones work after each', async () => {
+      const { logger } = capturePino();
+      const svc = await as('svc', logger);
+      const watcher = await as('watcher', logger);
+      const prefix = '/svc/';
+      const instancer = new EtcdInstancer(watcher.c, { prefix, logger });
+      cleanups.push(() => instancer.stop());
+      const events: InstancerEvent[] = [];
+      instancer.events$.subscribe((e) => events.push(e));
+      // TTL 12 s: a keep-alive every 4 s (HTTP: each one a request, after the token it last used expired).
+      const ttlSeconds = 12;
+      const k = key(prefix, 8080);
+      const registrar = new EtcdRegistrar(svc.c, {
+        key: k,
+        value: 'http://127.0.0.1:8080',
+        ttlSeconds,
+        logger,
+      });
+      cleanups.push(() => registrar[Symbol.asyncDispose]());
+      const states: RegistrarState[] = [];
+      registrar.state$.subscribe((s) => states.push(s));
+      await registrar.register();
+      const lease = registrar.leaseId!;
+      await waitFor(instancer.events$, has(k), 'the registration in the instancer', 5000);
+
+      const rounds = 3;
+      const expected = [k];
+      const seenMs: number[] = [];
+      const expiredBefore = { svc: await tokensExpired('svc'), watcher: await tokensExpired('watcher') };
+      for (let round = 1; round <= rounds; round++) {
+        // More than 3 s without a change under the prefix, and meanwhile a token of each client expired (the
+        // ones they used last, at the end of the previous round or at the start).
+        const idleSince = performance.now();
+        const before = { svc: await tokensExpired('svc'), watcher: await tokensExpired('watcher') };
+        await eventually(
+          async () =>
+            performance.now() - idleSince > 3000 &&
+            (await tokensExpired('svc')) > before.svc &&
+            (await tokensExpired('watcher')) > before.watcher,
+          `round ${round}: a token of each client to expire, after more than 3 s idle`,
+          15_000,
+        );
+        // The running instancer sees a put made now.
+        const put = key(prefix, 9000 + round);
+        const putAt = performance.now();
+        await ctl('put', put, `http://127.0.0.1:${9000 + round}`);
+        await waitFor(instancer.events$, has(put), `round ${round}: the put to reach the instancer`, 10_000);
+        seenMs.push(Math.round(performance.now() - putAt));
+        expected.push(put);
+        // The registration stayed, on its lease, kept alive (a keep-alive within the last interval + slack).
+        expect(registrar.state).toBe('registered');
+        expect(registrar.leaseId).toBe(lease);
+        expect((await ctl('get', k, '--print-value-only')).stdout.trim()).toBe('http://127.0.0.1:8080');
+        const ttl = (await ctl('lease', 'timetolive', BigInt(lease).toString(16))).stdout;
+        const remaining = Number(/remaining\((\d+)s\)/.exec(ttl)?.[1] ?? -1);
+        expect(remaining, ttl).toBeGreaterThanOrEqual(ttlSeconds - ttlSeconds / 3 - 2);
+        // New calls with the expired tokens: a new registrar and a new instancer (its read, then its watch) work.
+        const sub = `${prefix}extra-${round}/`;
+        const extra = new EtcdRegistrar(svc.c, {
+          key: key(sub, 8080),
+          value: `http://127.0.0.1:${8100 + round}`,
+          ttlSeconds,
+          logger,
+        });
+        cleanups.push(() => extra[Symbol.asyncDispose]());
+        const fresh = new EtcdInstancer(watcher.c, { prefix: sub, logger });
+        cleanups.push(() => fresh.stop());
+        await extra.register();
+        await waitFor(
+          fresh.events$,
+          has(key(sub, 8080)),
+          `round ${round}: a new instancer to see a new registration`,
+          5000,
+        );
+        expect(fresh.current()?.error).toBeUndefined();
+        expected.push(key(sub, 8080));
+        await Promise.all([svc.learnToken(), watcher.learnToken()]);
+      }
+      expect(states).toEqual(['registering', 'registered']); // never lost, never re-registered
+      expect(events.filter((e) => e.error)).toEqual([]); // never an error event either
+      await waitFor<InstancerEvent>(
+        instancer.events$,
+        (e) => e.instances.map((i) => i.key).join() === [...expected].sort().join(),
+        'the first instancer to hold every registration and put',
+        5000,
+      );
+      const expired = {
+        svc: (await tokensExpired('svc')) - expiredBefore.svc,
+        watcher: (await tokensExpired('watcher')) - expiredBefore.watcher,
+      };
+      expect(expired.svc).toBeGreaterThanOrEqual(rounds);
+      expect(expired.watcher).toBeGreaterThanOrEqual(rounds);
+      if (transport === 'http') {
+        // Each expired token was replaced by one new authentication (never one per call), each token learned.
+        expect(svc.authentications()).toBeGreaterThanOrEqual(rounds + 1);
+        expect(watcher.authentications()).toBeGreaterThanOrEqual(rounds + 1);
+        expect(svc.tokens.size).toBe(svc.authentications());
+        expect(watcher.tokens.size).toBe(watcher.authentications());
+      }
+      await registrar.deregister();
+      expect((await ctl('get', k)).stdout).toBe('');
+      Object.assign(figures, {
+        [`${transport}TokenExpiryPutSeenMs`]: seenMs,
+        [`${transport}TokensExpired`]: expired,
+      });
+      console.info(
+        `[measure] ${transport}: across ${rounds} rounds of token expiry (TTL 2 s; svc ${expired.svc} and watcher ${expired.watcher} tokens expired), ` +
+          `a put after > 3 s idle reached the instancer in ${seenMs.join(' / ')} ms` +
+          (transport === 'http'
+            ? `; authentications: svc ${svc.authentications()}, watcher ${watcher.authentications()}`
+            : ''),
+      );
+    });
+  },
+);
