@@ -1,10 +1,12 @@
 /**
  * Discovery propagation on a real etcd: time from the start of a put to the moment a watcher has the new key.
- * Four watchers, each on its own connection, take turns following the prefix (interleaved blocks, one watcher
+ * Five watchers, each on its own connection, take turns following the prefix (interleaved blocks, one watcher
  * at a time, see {@link benchPropagation}):
  * - `sdkit`: an `EtcdInstancer` (the event whose `changes.added` holds the key);
  * - `http`: the same `EtcdInstancer` on a client with `transport: 'http'` (etcd's HTTP/JSON gateway over fetch);
  * - `floor`: a bare etcd3 prefix watch (`watch().prefix(p).create()`, its `put` event for the key);
+ * - `httpFloor`: a bare watch on etcd's HTTP/JSON gateway (one `fetch` of `/v3/watch`, lines split and parsed with
+ *   `JSON.parse`, keys compared in base64): what the gateway itself costs, next to which `http` is sdkit's part;
  * - `baseline`: go-kit sd/etcdv3's algorithm over etcd3 — on every watch notification, re-read the whole prefix
  *   (`getAll().prefix(p)`) and rebuild the sorted instance set; done when the rebuilt set holds the key.
  */
@@ -30,11 +32,15 @@ export interface PropagationResult {
   /** The EtcdInstancer over etcd's HTTP/JSON gateway. */
   readonly http: Latency;
   readonly floor: Latency;
+  /** A bare watch on etcd's HTTP/JSON gateway. */
+  readonly httpFloor: Latency;
   readonly baseline: Latency;
   /** sdkit p50 / floor p50 (goal ≤ 1.2). */
   readonly sdkitOverFloor: number;
   /** HTTP p50 / floor p50 (the floor is a gRPC watch; goal ≤ 1.3 at 100 and 10 000). */
   readonly httpOverFloor: number;
+  /** HTTP p50 / bare HTTP watch p50: sdkit's own share of the HTTP path. */
+  readonly httpOverHttpFloor: number;
   /** baseline p50 / sdkit p50 (goal ≥ 20 at 10 000). */
   readonly baselineOverSdkit: number;
 }
@@ -100,6 +106,45 @@ async function floorProbe(raw: Etcd3, prefix: string): Promise<Probe> {
   return { expect: (key) => w.expect(key), close: () => watcher.cancel() };
 }
 
+/** A bare watch on etcd's gateway: one streaming POST, lines split, each parsed; done at the put of the key. */
+async function httpFloorProbe(endpoint: string, prefix: string): Promise<Probe> {
+  const w = new Waiting();
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const end = Buffer.from(prefix);
+  end[end.length - 1]! += 1;
+  const controller = new AbortController();
+  const res = await fetch(`${endpoint}/v3/watch`, {
+    method: 'POST',
+    body: JSON.stringify({ create_request: { key: b64(prefix), range_end: end.toString('base64') } }),
+    signal: controller.signal,
+  });
+  const created = deferred<void>();
+  const pump = (async () => {
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        const result = JSON.parse(line).result;
+        if (result?.created) created.resolve();
+        if (w.key === undefined) continue;
+        const want = b64(w.key);
+        for (const ev of result?.events ?? []) if (ev.kv?.key === want && ev.type !== 'DELETE') w.seen();
+      }
+    }
+  })().catch(() => {});
+  await created.promise;
+  return {
+    expect: (key) => w.expect(key),
+    async close() {
+      controller.abort();
+      await pump;
+    },
+  };
+}
+
 /** go-kit sd/etcdv3: watch the prefix; on every notification re-read it all and rebuild the sorted set. */
 async function baselineProbe(raw: Etcd3, prefix: string): Promise<Probe> {
   const w = new Waiting();
@@ -132,7 +177,7 @@ async function baselineProbe(raw: Etcd3, prefix: string): Promise<Probe> {
 }
 
 /** The watchers compared, and the order of their first blocks. */
-const WATCHERS = ['sdkit', 'http', 'floor', 'baseline'] as const;
+const WATCHERS = ['sdkit', 'http', 'floor', 'httpFloor', 'baseline'] as const;
 type WatcherKind = (typeof WATCHERS)[number];
 
 /** Blocks per watcher and size: the changes are measured in this many interleaved blocks. */
@@ -164,11 +209,13 @@ export async function benchPropagation(
       ? sdkitProbe(kind === 'http' ? httpClient : sdkitClient, prefix, n)
       : kind === 'floor'
         ? floorProbe(floorClient, prefix)
-        : baselineProbe(baselineClient, prefix);
+        : kind === 'httpFloor'
+          ? httpFloorProbe(env.server.endpoints[0]!, prefix)
+          : baselineProbe(baselineClient, prefix);
   for (const n of sizes) {
     const prefix = propagationPrefix(n);
     await populate(env.writer, prefix, n);
-    const ms: Record<WatcherKind, number[]> = { sdkit: [], http: [], floor: [], baseline: [] };
+    const ms: Record<WatcherKind, number[]> = { sdkit: [], http: [], floor: [], httpFloor: [], baseline: [] };
     const count = changes(n);
     const t = process.hrtime.bigint();
     let next = n;
@@ -202,9 +249,11 @@ export async function benchPropagation(
       sdkit: summary(ms.sdkit),
       http: summary(ms.http),
       floor: summary(ms.floor),
+      httpFloor: summary(ms.httpFloor),
       baseline: summary(ms.baseline),
       sdkitOverFloor: percentile(ms.sdkit, 50) / percentile(ms.floor, 50),
       httpOverFloor: percentile(ms.http, 50) / percentile(ms.floor, 50),
+      httpOverHttpFloor: percentile(ms.http, 50) / percentile(ms.httpFloor, 50),
       baselineOverSdkit: percentile(ms.baseline, 50) / percentile(ms.sdkit, 50),
     };
     out.push(row);
