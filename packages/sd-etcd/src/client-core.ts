@@ -398,6 +398,17 @@ function unreachableCause(err: unknown, transport: 'grpc' | 'http'): string {
   return `${errorText(err).replace(/\s*Resolution note:\s*$/, '')}${tlsHint(err, transport)}`;
 }
 
+/** Resolves with `client` once it is {@link EtcdClient.ready}; if it is not, closes it and rejects. @internal */
+export async function readyOrClosed<T extends EtcdClient>(client: T): Promise<T> {
+  try {
+    await client.ready();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  return client;
+}
+
 /**
  * An {@link EtcdClient} over an {@link EtcdTransport}: readiness, close and the target mapping, the same for every
  * transport. @internal

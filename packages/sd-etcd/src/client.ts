@@ -7,6 +7,7 @@ import {
   clientSettings,
   type EtcdClient,
   type EtcdClientBaseOptions,
+  readyOrClosed,
   TransportClient,
 } from './client-core.js';
 import { describeValue } from './describe-value.js';
@@ -161,14 +162,7 @@ export async function createEtcdClient(
   }
   if (auth) etcdOptions.auth = { username: auth.username, password: auth.password };
 
-  const client = new GrpcClient(new Etcd3(etcdOptions), settings);
-  try {
-    await client.ready();
-  } catch (err) {
-    client.close();
-    throw err;
-  }
-  return client;
+  return readyOrClosed(new GrpcClient(new Etcd3(etcdOptions), settings));
 }
 
 class GrpcClient extends TransportClient implements EtcdGrpcClient {

@@ -4,11 +4,12 @@
  * @module
  */
 
-import type { EtcdClient } from './client-core.js';
 import {
   BASE_CLIENT_OPTIONS,
   clientSettings,
+  type EtcdClient,
   type EtcdClientBaseOptions,
+  readyOrClosed,
   TransportClient,
 } from './client-core.js';
 import { describeValue } from './describe-value.js';
@@ -53,12 +54,5 @@ export async function createHttpClient(
     keepAlive: settings.keepAlive,
     requestTimeoutMs,
   });
-  const client = new TransportClient(transport, settings);
-  try {
-    await client.ready();
-  } catch (err) {
-    client.close();
-    throw err;
-  }
-  return client;
+  return readyOrClosed(new TransportClient(transport, settings));
 }
