@@ -284,6 +284,23 @@ function recordingLogger(): Logger & {
   return { entries, debug() {}, info() {}, warn: keep('warn'), error: keep('error') };
 }
 
+describe("over etcd's HTTP/JSON gateway", () => {
+  it('a client with transport: http serves the same targets (its own scheme here, since etcd is taken)', async () => {
+    const httpClient = await createEtcdClient({ transport: 'http', endpoints: etcd.endpoints });
+    cleanups.push(() => httpClient.close());
+    const unregister = registerEtcdScheme(httpClient, { scheme: 'etcdhttp' });
+    cleanups.push(unregister);
+    const a = await server('ha');
+    const b = await server('hb');
+    await register('svc-http', a);
+    const c = channel('etcdhttp:///svc-http');
+    await reachAll(c, ['ha']);
+    // A registration after the channel exists reaches it through the HTTP watch.
+    await register('svc-http', b);
+    await reachAll(c, ['ha', 'hb']);
+  });
+});
+
 describe('etcd:/// target forms and defaults, end to end', () => {
   it('etcd:///svc/ (trailing slash): calls succeed, with the service name as :authority', async () => {
     const a = await server('slash-a');
