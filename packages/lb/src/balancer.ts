@@ -11,6 +11,16 @@ export type EndpointSource<Req = unknown, Res = unknown> = Pick<Endpointer<Req, 
   Partial<Pick<Endpointer<Req, Res>, 'ready' | 'emptyReason'>>;
 
 /**
+ * What a call tells the balancer about itself, for strategies that pick by request (consistent hashing picks by
+ * `hashKey`). `retry` passes the same context to every pick of one call ({@link RetryOptions.pickContext}).
+ * Balancers that pick without it (roundRobin, random) ignore it.
+ */
+export interface PickContext {
+  /** The key a hashing balancer maps to an endpoint: the same key, the same endpoint while the set is unchanged. */
+  readonly hashKey?: string;
+}
+
+/**
  * Picks one endpoint of a live set for each call (go-kit's `lb.Balancer`).
  *
  * `endpoint()` is synchronous and cheap (it runs once per request): it returns one of the endpoints the source
@@ -19,10 +29,11 @@ export type EndpointSource<Req = unknown, Res = unknown> = Pick<Endpointer<Req, 
  */
 export interface Balancer<Req = unknown, Res = unknown> {
   /**
-   * One endpoint of the current set.
+   * One endpoint of the current set. `context`: what the call says about itself (see {@link PickContext});
+   * optional, and ignored by balancers that do not pick by request.
    * @throws NoEndpointsError when the set is empty.
    */
-  endpoint(): Endpoint<Req, Res>;
+  endpoint(context?: PickContext): Endpoint<Req, Res>;
   /**
    * Resolves once the source has its first set (its `ready()`); absent when the source cannot tell. `retry`
    * calls it when a pick finds no endpoint, so that a call made right after start-up waits for discovery instead

@@ -4,7 +4,7 @@
  * timeouts, and abort, keeping every attempt's error.
  * @packageDocumentation
  */
-export type { Balancer, EndpointSource } from './balancer.js';
+export type { Balancer, EndpointSource, PickContext } from './balancer.js';
 export {
   NoEndpointsError,
   RetryError,

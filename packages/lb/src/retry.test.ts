@@ -72,6 +72,56 @@ describe('retry (fake timers)', () => {
     expect(live.calls.length).toBe(1);
   });
 
+  it('pickContext: computed once per call from its request, passed to every pick of that call', async () => {
+    const a = fakeEndpoint('a', { reject: new Error('a down') });
+    const b = fakeEndpoint('b', { resolve: 'from b' });
+    const contexts: unknown[] = [];
+    let picks = 0;
+    const recording: Balancer<{ user: string }, string> = {
+      endpoint: (context) => {
+        contexts.push(context);
+        return picks++ === 0 ? a : b;
+      },
+    };
+    let computed = 0;
+    const call = retry(recording, {
+      ...base,
+      pickContext: (req) => {
+        computed++;
+        return { hashKey: req.user };
+      },
+    });
+    await expect(call({ user: 'u-17' })).resolves.toBe('from b');
+    expect(computed).toBe(1);
+    // The retry's picks (including the re-pick away from the failed endpoint) carry the same context.
+    expect(contexts.length).toBeGreaterThanOrEqual(2);
+    expect(contexts.every((c) => c === contexts[0])).toBe(true);
+    expect(contexts[0]).toEqual({ hashKey: 'u-17' });
+    // Without the option, picks get no context.
+    contexts.length = 0;
+    picks = 1;
+    await retry(recording, base)({ user: 'x' });
+    expect(contexts).toEqual([undefined]);
+  });
+
+  it('pickContext that throws: the call rejects not-retryable, with no attempt', async () => {
+    const a = fakeEndpoint('a', { resolve: 'never' });
+    const boom = new Error('no user on the request');
+    const call = retry(roundRobin(new FakeEndpointer([a])), {
+      ...base,
+      pickContext: () => {
+        throw boom;
+      },
+    });
+    const error = await rejection(call('req'));
+    expect(error.reason).toBe('not-retryable');
+    expect(error.cause).toBe(boom);
+    expect(a.calls.length).toBe(0);
+    expect(() => retry(roundRobin(new FakeEndpointer([a])), { ...base, pickContext: 42 as never })).toThrow(
+      /pickContext must be a function/,
+    );
+  });
+
   it('settles for a failed endpoint when the balancer offers nothing else', async () => {
     const only = fakeEndpoint('only', { reject: new Error('first') }, { resolve: 'second time lucky' });
     const call = retry(roundRobin(new FakeEndpointer([only])), base);

@@ -7,7 +7,7 @@ import {
   systemClock,
 } from '@sdkit/sd-core';
 import pRetry from 'p-retry';
-import type { Balancer } from './balancer.js';
+import type { Balancer, PickContext } from './balancer.js';
 import { typeName } from './balancer.js';
 import { NoEndpointsError, RetryError, type RetryGiveUpReason, TimeoutError, toError } from './errors.js';
 
@@ -44,8 +44,8 @@ export interface RetryInfo {
   readonly attemptsLeft: number;
 }
 
-/** Options of {@link retry}. */
-export interface RetryOptions {
+/** Options of {@link retry}; `Req` is the request type of the endpoint it makes. */
+export interface RetryOptions<Req = unknown> {
   /** Attempts in all, the first included (go-kit's `max`). An integer ≥ 1; 1 means no retry. */
   readonly maxAttempts: number;
   /**
@@ -82,6 +82,12 @@ export interface RetryOptions {
   readonly signal?: AbortSignal;
   /** Time source of `timeoutMs` and `perAttemptTimeoutMs` (not of the backoff delays, which p-retry times itself). */
   readonly clock?: Clock;
+  /**
+   * What each call tells the balancer (see {@link PickContext}), computed once per call from its request and
+   * passed to every pick of that call, e.g. `(req) => ({ hashKey: req.userId })` for a hashing balancer. If it
+   * throws, the call rejects with a {@link RetryError} (reason `'not-retryable'`) without an attempt.
+   */
+  readonly pickContext?: (request: Req) => PickContext | undefined;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -95,6 +101,7 @@ const RETRY_OPTIONS = [
   'onRetry',
   'signal',
   'clock',
+  'pickContext',
 ] as const;
 const RETRY_OPTION_HINTS = {
   max: 'maxAttempts',
@@ -141,10 +148,11 @@ class AttemptOptions implements EndpointOptions {
 function pickAvoiding<Req, Res>(
   balancer: Balancer<Req, Res>,
   failed: readonly Endpoint<Req, Res>[] | undefined,
+  context: PickContext | undefined,
 ): Endpoint<Req, Res> {
-  let endpoint = balancer.endpoint();
+  let endpoint = balancer.endpoint(context);
   if (failed === undefined) return endpoint;
-  for (let i = 0; i < REPICKS && failed.includes(endpoint); i++) endpoint = balancer.endpoint();
+  for (let i = 0; i < REPICKS && failed.includes(endpoint); i++) endpoint = balancer.endpoint(context);
   return endpoint;
 }
 
@@ -191,7 +199,10 @@ class AttemptFailure extends Error {
  * @throws TypeError (synchronously, from `retry` itself) for a bad balancer or option, naming the bad value. The
  *   returned endpoint rejects with a TypeError if `options.signal` is not an AbortSignal.
  */
-export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOptions): Endpoint<Req, Res> {
+export function retry<Req, Res>(
+  balancer: Balancer<Req, Res>,
+  options: RetryOptions<Req>,
+): Endpoint<Req, Res> {
   if (typeof balancer !== 'object' || balancer === null || typeof balancer.endpoint !== 'function') {
     throw new TypeError(`retry: expected a Balancer (an object with endpoint()), got ${typeName(balancer)}`);
   }
@@ -199,7 +210,7 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
     throw new TypeError(`retry: expected an options object, got ${typeName(options)}`);
   }
   assertKnownOptions('retry', options, RETRY_OPTIONS, RETRY_OPTION_HINTS);
-  const { maxAttempts, timeoutMs, perAttemptTimeoutMs, shouldRetry, onRetry, signal } = options;
+  const { maxAttempts, timeoutMs, perAttemptTimeoutMs, shouldRetry, onRetry, signal, pickContext } = options;
   if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
     throw new TypeError(`retry: maxAttempts must be an integer >= 1, got ${typeName(maxAttempts)}`);
   }
@@ -213,6 +224,9 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`retry: signal must be an AbortSignal, got ${typeName(signal)}`);
+  }
+  if (pickContext !== undefined && typeof pickContext !== 'function') {
+    throw new TypeError(`retry: pickContext must be a function, got ${typeName(pickContext)}`);
   }
   const clock = options.clock ?? systemClock;
   if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
@@ -232,6 +246,16 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
       return Promise.reject(
         new RetryError({ errors: [], cause: toError(alreadyAborted.reason), reason: 'aborted' }),
       );
+    }
+    let context: PickContext | undefined;
+    if (pickContext !== undefined) {
+      try {
+        context = pickContext(request);
+      } catch (thrown) {
+        return Promise.reject(
+          new RetryError({ errors: [], cause: toError(thrown), reason: 'not-retryable' }),
+        );
+      }
     }
 
     return new Promise<Res>((resolve, reject) => {
@@ -328,7 +352,7 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
           }
           let pending: PromiseLike<Res> | Res;
           try {
-            picked = pickAvoiding(balancer, failedEndpoints);
+            picked = pickAvoiding(balancer, failedEndpoints, context);
             pending = picked(request, attemptOptions);
           } catch (error) {
             if (error instanceof NoEndpointsError && balancer.ready && !waitedForReady) {
@@ -338,7 +362,7 @@ export function retry<Req, Res>(balancer: Balancer<Req, Res>, options: RetryOpti
               hold();
               pending = balancer.ready({ signal: attemptOptions.signal }).then(() => {
                 if (done) throw error;
-                picked = pickAvoiding(balancer, failedEndpoints);
+                picked = pickAvoiding(balancer, failedEndpoints, context);
                 return picked(request, attemptOptions);
               });
             } else pending = Promise.reject(error);
