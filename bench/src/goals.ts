@@ -75,6 +75,8 @@ export function evaluateGoals(f: Figures): Goal[] {
     ['roundRobin', 15],
     ['random', 25],
     ['random (unseeded)', 25],
+    ['p2c', 50],
+    ['peakEwma', 150],
   ] as const) {
     const p = f.picks.find((r) => r.balancer === balancer && r.endpoints === 1_000);
     goals.push({

@@ -1,4 +1,4 @@
-import { type Balancer, random, retry, roundRobin } from '@sdkit/lb';
+import { type Balancer, CallMeter, p2c, peakEwma, random, retry, roundRobin } from '@sdkit/lb';
 import type { Endpoint } from '@sdkit/sd-core';
 import { bytesPerCall, nsPerAsyncOp, nsPerCall } from './measure.js';
 
@@ -17,10 +17,32 @@ function fixedSource(n: number) {
   return { endpoints: () => endpoints };
 }
 
-const balancers: Record<string, (src: ReturnType<typeof fixedSource>) => Balancer<number, number>> = {
-  roundRobin: (src) => roundRobin(src),
-  random: (src) => random(src, { seed: 42 }),
-  'random (unseeded)': (src) => random(src),
+/** `n` distinct endpoints measured by a fresh CallMeter (what p2c and peakEwma read), idle. */
+function measuredSource(n: number) {
+  const meter = new CallMeter();
+  const factory = meter.measure<number, number>(() => ({ endpoint: noop }));
+  const endpoints = Object.freeze(
+    Array.from(
+      { length: n },
+      (_, i) =>
+        (factory({ key: String(i), address: `h${i}:1` }) as { endpoint: Endpoint<number, number> }).endpoint,
+    ),
+  );
+  return { meter, source: { endpoints: () => endpoints } };
+}
+
+const balancers: Record<string, (n: number) => Balancer<number, number>> = {
+  roundRobin: (n) => roundRobin(fixedSource(n)),
+  random: (n) => random(fixedSource(n), { seed: 42 }),
+  'random (unseeded)': (n) => random(fixedSource(n)),
+  p2c: (n) => {
+    const { meter, source } = measuredSource(n);
+    return p2c(source, { meter, seed: 42 });
+  },
+  peakEwma: (n) => {
+    const { meter, source } = measuredSource(n);
+    return peakEwma(source, { meter, seed: 42 });
+  },
 };
 
 /** ns and bytes per pick of every balancer at each size. */
@@ -30,7 +52,7 @@ export function benchPicks(sizes: readonly number[], quick: boolean): PickResult
   const out: PickResult[] = [];
   for (const n of sizes) {
     for (const [name, make] of Object.entries(balancers)) {
-      const b = make(fixedSource(n));
+      const b = make(n);
       out.push({
         balancer: name,
         endpoints: n,

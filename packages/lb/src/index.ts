@@ -1,10 +1,12 @@
 /**
- * @sdkit/lb — load balancers over an sdkit Endpointer (round-robin, random) and `retry`, which turns a balancer
+ * @sdkit/lb — load balancers over an sdkit Endpointer (round-robin, random; load-aware: p2c and peakEwma over a
+ * CallMeter that measures the calls) and `retry`, which turns a balancer
  * into one Endpoint that retries on other instances, with backoff (from p-retry), per-attempt and overall
  * timeouts, and abort, keeping every attempt's error.
  * @packageDocumentation
  */
 export type { Balancer, EndpointSource, PickContext } from './balancer.js';
+export { CallMeter, type CallMeterOptions, type CallOutcome, type EndpointLoad } from './call-meter.js';
 export {
   NoEndpointsError,
   RetryError,
@@ -12,6 +14,8 @@ export {
   type RetryGiveUpReason,
   TimeoutError,
 } from './errors.js';
+export { type P2cOptions, p2c } from './p2c.js';
+export { type PeakEwmaOptions, peakEwma } from './peak-ewma.js';
 export { type RandomOptions, random } from './random.js';
 export { type BackoffOptions, type RetryInfo, type RetryOptions, retry } from './retry.js';
 export { roundRobin } from './round-robin.js';
