@@ -13,7 +13,7 @@ import {
   TransportClient,
 } from './client-core.js';
 import { describeValue } from './describe-value.js';
-import { createHttpTransport } from './http-transport.js';
+import { createHttpTransport, DEFAULT_HTTP_REQUEST_TIMEOUT_MS } from './http-transport.js';
 
 /** Options of the HTTP/JSON client (`createEtcdClient` of `@sdkit/sd-etcd/http`). */
 export interface EtcdHttpClientOptions extends EtcdClientBaseOptions {
@@ -39,7 +39,7 @@ export async function createHttpClient(
   if (options.fetch !== undefined && typeof options.fetch !== 'function') {
     throw new TypeError(`createEtcdClient: fetch must be a function, got ${describeValue(options.fetch)}`);
   }
-  const requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_HTTP_REQUEST_TIMEOUT_MS;
   if (!Number.isFinite(requestTimeoutMs) || requestTimeoutMs <= 0) {
     throw new TypeError(
       `createEtcdClient: requestTimeoutMs must be a positive number of milliseconds, got ${describeValue(requestTimeoutMs)}`,

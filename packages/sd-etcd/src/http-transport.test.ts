@@ -120,6 +120,9 @@ const range = (t: EtcdTransport) => t.range({ key: key('a'), rangeEnd: new Uint8
 describe('portability of the HTTP transport sources', () => {
   const files = [
     'http-transport.ts',
+    'http-auth.ts',
+    'http-watch.ts',
+    'http-answer.ts',
     'http-wire.ts',
     'ndjson-reader.ts',
     'etcd-http-error.ts',
