@@ -14,6 +14,15 @@ export {
   type RetryGiveUpReason,
   TimeoutError,
 } from './errors.js';
+export {
+  type EjectedEndpoint,
+  type EjectionReason,
+  type OutlierEjectionOptions,
+  type OutlierEjector,
+  type OutlierEvent,
+  outlierEjection,
+  type SuccessRateOptions,
+} from './outlier-ejection.js';
 export { type P2cOptions, p2c } from './p2c.js';
 export { type PeakEwmaOptions, peakEwma } from './peak-ewma.js';
 export { type RandomOptions, random } from './random.js';
