@@ -6,14 +6,15 @@
  * @module
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnTracked, trackChild, trackDir, untrackDir } from './cleanup.js';
+import { trackChild } from './cleanup.js';
 import { etcdBin, etcdctlBin } from './etcd.js';
+import { logTail } from './log-tail.js';
 import { freePort } from './ports.js';
-import { eventually } from './wait.js';
+import { startOnFreePorts } from './start-on-free-ports.js';
+import { makeTempDir, type TempDir } from './temp-dir.js';
+import { TrackedProcess } from './tracked-process.js';
 
 /** Which of etcd's proxies. */
 export type EtcdProxyKind = 'gateway' | 'grpc-proxy';
@@ -85,24 +86,7 @@ export interface EtcdProxy extends AsyncDisposable {
 // ---------------------------------------------------------------------------------------------------------------
 
 const START_TIMEOUT_MS = 20_000;
-const STOP_GRACE_MS = 10_000;
 const PROBE_TIMEOUT_MS = 2_000;
-
-class PortInUseError extends Error {}
-
-async function tail(file: string, lines: number): Promise<string> {
-  try {
-    const text = await readFile(file, 'utf8');
-    return text
-      .trimEnd()
-      .split('\n')
-      .slice(-lines)
-      .map((l) => (l.length > 500 ? `${l.slice(0, 500)}…` : l))
-      .join('\n');
-  } catch {
-    return '';
-  }
-}
 
 function etcdctlEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -197,7 +181,7 @@ function checkName(name: string): string {
 interface ProxyConfig {
   kind: EtcdProxyKind;
   name: string;
-  dir: string;
+  dir: TempDir;
   port: number;
   targets: string[];
   namespace: string;
@@ -211,9 +195,7 @@ class ProxyProcess implements EtcdProxy {
   readonly targets: readonly string[];
   readonly namespace: string;
   readonly logFile: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private exitInfo = '';
+  private readonly proc: TrackedProcess;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly config: ProxyConfig) {
@@ -221,11 +203,18 @@ class ProxyProcess implements EtcdProxy {
     this.endpoints = [`http://127.0.0.1:${config.port}`];
     this.targets = config.targets;
     this.namespace = config.namespace;
-    this.logFile = join(config.dir, `${config.kind}.log`);
+    this.logFile = join(config.dir.path, `${config.kind}.log`);
+    this.proc = new TrackedProcess(
+      `etcd ${this.kind} ${config.name} (${this.endpoints[0]} → ${this.targets.join(',')})`,
+      etcdBin(),
+      () => this.args(),
+      this.logFile,
+      { logs: () => logTail(this.logFile, 25) },
+    );
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.proc.pid;
   }
 
   private args(): string[] {
@@ -237,13 +226,9 @@ class ProxyProcess implements EtcdProxy {
       return [...args, ...c.extraArgs];
     }
     // --data-dir is only written with --auto-tls; pointing it into the temp dir keeps the cwd clean regardless.
-    const args = ['grpc-proxy', 'start', ...common, `--data-dir=${join(c.dir, 'data')}`];
+    const args = ['grpc-proxy', 'start', ...common, `--data-dir=${join(c.dir.path, 'data')}`];
     if (c.namespace !== '') args.push(`--namespace=${c.namespace}`);
     return [...args, ...c.extraArgs];
-  }
-
-  private async logTail(): Promise<string> {
-    return `--- ${this.logFile} (tail) ---\n${(await tail(this.logFile, 25)) || '(empty)'}`;
   }
 
   /** One readiness check: a real etcd round-trip through the proxy. */
@@ -268,60 +253,17 @@ class ProxyProcess implements EtcdProxy {
 
   async start(): Promise<void> {
     if (this.closing) throw new Error(`etcd ${this.kind} ${this.config.name} is closed`);
-    if (this.child) return;
-    const { child, exited } = spawnTracked(etcdBin(), this.args(), this.logFile);
-    this.child = child;
-    this.exitInfo = '';
-    let gone = false;
-    this.exited = exited.then((info) => {
-      if (this.child === child) this.child = undefined;
-      this.exitInfo = info;
-      gone = true;
-    });
-    const what = `etcd ${this.kind} ${this.config.name} (${this.endpoints[0]} → ${this.targets.join(',')})`;
-    let outcome: 'ready' | 'exited';
-    try {
-      outcome = await eventually(
-        async () => (gone ? 'exited' : (await this.ready()) ? 'ready' : false),
-        `${what} to answer an etcd round-trip`,
-        START_TIMEOUT_MS,
-      );
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${await this.logTail()}`);
-    }
-    if (outcome === 'exited') {
-      const logs = await this.logTail();
-      const message = `${what} exited during start-up (${this.exitInfo})\n${logs}`;
-      if (/address already in use/.test(logs)) throw new PortInUseError(message);
-      throw new Error(message);
-    }
+    if (this.proc.running) return;
+    this.proc.launch();
+    await this.proc.awaitReady(() => this.ready(), START_TIMEOUT_MS);
   }
 
-  private async signal(sig: NodeJS.Signals, escalateAfterMs?: number): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.ref(); // keep the loop alive while we await the exit
-    child.kill(sig);
-    if (escalateAfterMs !== undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        this.exited.then(() => false),
-        new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(true), escalateAfterMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) child.kill('SIGKILL');
-    }
-    await this.exited;
+  async stop(): Promise<void> {
+    await this.proc.stop();
   }
 
-  stop(): Promise<void> {
-    return this.signal('SIGTERM', STOP_GRACE_MS);
-  }
-
-  kill(): Promise<void> {
-    return this.signal('SIGKILL');
+  async kill(): Promise<void> {
+    await this.proc.kill();
   }
 
   etcdctl(...args: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -329,11 +271,7 @@ class ProxyProcess implements EtcdProxy {
   }
 
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await this.kill();
-      await rm(this.config.dir, { recursive: true, force: true });
-      untrackDir(this.config.dir);
-    })();
+    this.closing ??= this.kill().then(() => this.config.dir.remove());
     return this.closing;
   }
 
@@ -351,27 +289,20 @@ async function startProxy(
 ): Promise<EtcdProxy> {
   const targets = hostPorts(options.endpoints, fn);
   const name = checkName(options.name ?? kind);
-  for (let attempt = 1; ; attempt++) {
-    const dir = await mkdtemp(join(tmpdir(), `sdkit-etcd-${name}-`));
-    trackDir(dir);
-    const proxy = new ProxyProcess({
-      kind,
-      name,
-      dir,
-      port: await freePort(),
-      targets,
-      namespace,
-      retryDelayMs,
-      extraArgs: options.extraArgs ?? [],
-    });
-    try {
-      await proxy.start();
-      return proxy;
-    } catch (err) {
-      await proxy.close();
-      if (!(err instanceof PortInUseError) || attempt >= 4) throw err;
-    }
-  }
+  return startOnFreePorts(
+    async () =>
+      new ProxyProcess({
+        kind,
+        name,
+        dir: await makeTempDir(`etcd-${name}`),
+        port: await freePort(),
+        targets,
+        namespace,
+        retryDelayMs,
+        extraArgs: options.extraArgs ?? [],
+      }),
+    (proxy) => proxy.start(),
+  );
 }
 
 /**

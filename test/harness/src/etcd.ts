@@ -1,13 +1,15 @@
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnTracked, trackDir, untrackDir } from './cleanup.js';
+import { logTail } from './log-tail.js';
 import { freePort } from './ports.js';
+import { startOnFreePorts } from './start-on-free-ports.js';
+import { makeTempDir, type TempDir } from './temp-dir.js';
+import { TrackedProcess } from './tracked-process.js';
 import { eventually } from './wait.js';
 
 /** The etcd binary: `$ETCD_BIN`, else `etcd` on PATH. */
@@ -92,30 +94,9 @@ export interface EtcdCluster extends AsyncDisposable {
 
 /** Bounds for start-up health. */
 const START_TIMEOUT_MS = 20_000;
-const STOP_GRACE_MS = 10_000;
-
-class PortInUseError extends Error {}
 
 function uniqueToken(): string {
   return `sdkit-${process.pid}-${randomBytes(6).toString('hex')}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function tail(file: string, lines: number): Promise<string> {
-  try {
-    const text = await readFile(file, 'utf8');
-    return text
-      .trimEnd()
-      .split('\n')
-      .slice(-lines)
-      .map((l) => (l.length > 500 ? `${l.slice(0, 500)}…` : l))
-      .join('\n');
-  } catch {
-    return '';
-  }
 }
 
 /** Parses etcdctl JSON output keeping 64-bit ids (member_id, leader, …) exact as strings. */
@@ -140,7 +121,7 @@ function redact(args: readonly string[]): string {
 
 interface NodeConfig {
   name: string;
-  dir: string;
+  dir: TempDir;
   clientPort: number;
   peerPort: number;
   initialCluster: string;
@@ -157,9 +138,7 @@ class EtcdNode implements EtcdServer {
   readonly logFile: string;
   private readonly stderrFile: string;
   private readonly scheme: 'http' | 'https';
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private exitInfo = '';
+  private readonly proc: TrackedProcess;
   private token: string;
   private closing: Promise<void> | undefined;
   private probeTls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
@@ -169,13 +148,23 @@ class EtcdNode implements EtcdServer {
     this.token = config.token;
     this.scheme = config.tls ? 'https' : 'http';
     this.endpoints = [`${this.scheme}://127.0.0.1:${config.clientPort}`];
-    this.dataDir = join(config.dir, 'data');
-    this.logFile = join(config.dir, 'etcd.log');
-    this.stderrFile = join(config.dir, 'etcd.stderr');
+    this.dataDir = join(config.dir.path, 'data');
+    this.logFile = join(config.dir.path, 'etcd.log');
+    this.stderrFile = join(config.dir.path, 'etcd.stderr');
+    this.proc = new TrackedProcess(
+      `etcd ${this.name} (${this.endpoints[0]})`,
+      etcdBin(),
+      () => this.args(),
+      this.stderrFile,
+      {
+        logs: async () =>
+          (await Promise.all([logTail(this.logFile, 25), logTail(this.stderrFile, 15)])).join('\n'),
+      },
+    );
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.proc.pid;
   }
 
   private args(): string[] {
@@ -214,19 +203,7 @@ class EtcdNode implements EtcdServer {
   /** Spawns the process (no waiting). */
   launch(): void {
     if (this.closing) throw new Error(`etcd ${this.name} is closed`);
-    if (this.child) return;
-    const { child, exited } = spawnTracked(etcdBin(), this.args(), this.stderrFile);
-    this.child = child;
-    this.exitInfo = '';
-    this.exited = exited.then((info) => {
-      if (this.child === child) this.child = undefined;
-      this.exitInfo = info;
-    });
-  }
-
-  private async logTail(): Promise<string> {
-    const [log, err] = await Promise.all([tail(this.logFile, 25), tail(this.stderrFile, 15)]);
-    return `--- ${this.logFile} (tail) ---\n${log || '(empty)'}\n--- ${this.stderrFile} (tail) ---\n${err || '(empty)'}`;
+    this.proc.launch();
   }
 
   private probe(): Promise<boolean> {
@@ -259,60 +236,26 @@ class EtcdNode implements EtcdServer {
     return tls.clientCertAuth ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } : {};
   }
 
-  /** Resolves when /health is true; rejects early if the process exits, or after the start-up bound. */
-  async awaitHealthy(timeoutMs = START_TIMEOUT_MS): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const child = this.child;
-    if (!child) throw new Error(`etcd ${this.name} is not running`);
-    let gone = false;
-    const exited = this.exited.then(() => {
-      gone = true;
-    });
-    while (Date.now() < deadline) {
-      if (gone) break;
-      if (await this.probe()) return;
-      await Promise.race([sleep(50), exited]);
-    }
-    const logs = await this.logTail();
-    if (gone) {
-      const message = `etcd ${this.name} (${this.endpoints[0]}) exited during start-up (${this.exitInfo})\n${logs}`;
-      if (/address already in use/.test(logs)) throw new PortInUseError(message);
-      throw new Error(message);
-    }
-    throw new Error(`etcd ${this.name} (${this.endpoints[0]}) not healthy within ${timeoutMs} ms\n${logs}`);
+  /**
+   * Resolves when /health is true; rejects early if the process exits (with a PortInUseError when its port was
+   * taken), or after the start-up bound.
+   */
+  awaitHealthy(timeoutMs = START_TIMEOUT_MS): Promise<void> {
+    return this.proc.awaitReady(() => this.probe(), timeoutMs);
   }
 
   async start(): Promise<void> {
-    if (this.child) return;
+    if (this.proc.running) return;
     this.launch();
     await this.awaitHealthy();
   }
 
-  private async signal(sig: NodeJS.Signals, escalateAfterMs?: number): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.ref(); // keep the loop alive while we await the exit
-    child.kill(sig);
-    if (escalateAfterMs !== undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        this.exited.then(() => false),
-        new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(true), escalateAfterMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) child.kill('SIGKILL');
-    }
-    await this.exited;
+  async stop(): Promise<void> {
+    await this.proc.stop();
   }
 
-  stop(): Promise<void> {
-    return this.signal('SIGTERM', STOP_GRACE_MS);
-  }
-
-  kill(): Promise<void> {
-    return this.signal('SIGKILL');
+  async kill(): Promise<void> {
+    await this.proc.kill();
   }
 
   async restart(opts: { wipe?: boolean } = {}): Promise<void> {
@@ -382,11 +325,7 @@ class EtcdNode implements EtcdServer {
   }
 
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await this.kill();
-      await rm(this.config.dir, { recursive: true, force: true });
-      untrackDir(this.config.dir);
-    })();
+    this.closing ??= this.kill().then(() => this.config.dir.remove());
     return this.closing;
   }
 
@@ -402,39 +341,29 @@ function checkName(name: string): string {
   return name;
 }
 
-async function makeDir(name: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `sdkit-etcd-${name}-`));
-  trackDir(dir);
-  return dir;
-}
-
 /**
  * Starts one etcd on free loopback ports in a fresh temp dir and resolves once it is healthy. Retries with new
  * ports if another process grabbed one in between. Rejects with the etcd log tail if it cannot start.
  */
 export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdServer> {
   const name = checkName(options.name ?? 'etcd');
-  for (let attempt = 1; ; attempt++) {
-    const [clientPort, peerPort] = [await freePort(), await freePort()];
-    const node = new EtcdNode({
-      name,
-      dir: await makeDir(name),
-      clientPort,
-      peerPort,
-      initialCluster: `${name}=http://127.0.0.1:${peerPort}`,
-      token: uniqueToken(),
-      tls: options.tls,
-      extraArgs: options.extraArgs ?? [],
-      clusterMember: false,
-    });
-    try {
-      await node.start();
-      return node;
-    } catch (err) {
-      await node.close();
-      if (!(err instanceof PortInUseError) || attempt >= 4) throw err;
-    }
-  }
+  return startOnFreePorts(
+    async () => {
+      const [clientPort, peerPort] = [await freePort(), await freePort()];
+      return new EtcdNode({
+        name,
+        dir: await makeTempDir(`etcd-${name}`),
+        clientPort,
+        peerPort,
+        initialCluster: `${name}=http://127.0.0.1:${peerPort}`,
+        token: uniqueToken(),
+        tls: options.tls,
+        extraArgs: options.extraArgs ?? [],
+        clusterMember: false,
+      });
+    },
+    (node) => node.start(),
+  );
 }
 
 class Cluster implements EtcdCluster {
@@ -484,34 +413,32 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
   if (!Number.isInteger(size) || size < 1 || size > 9) {
     throw new TypeError(`startEtcdCluster: size must be an integer 1..9, got ${String(size)}`);
   }
-  for (let attempt = 1; ; attempt++) {
-    const token = uniqueToken();
-    const specs: Array<{ name: string; clientPort: number; peerPort: number }> = [];
-    for (let i = 0; i < size; i++)
-      specs.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort() });
-    const initialCluster = specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(',');
-    const members: EtcdNode[] = [];
-    for (const s of specs) {
-      members.push(
-        new EtcdNode({
-          ...s,
-          dir: await makeDir(s.name),
-          initialCluster,
-          token,
-          tls: undefined,
-          extraArgs: [],
-          clusterMember: true,
-        }),
-      );
-    }
-    const cluster = new Cluster(members);
-    try {
-      for (const m of members) m.launch();
-      await Promise.all(members.map((m) => m.awaitHealthy()));
-      return cluster;
-    } catch (err) {
-      await cluster.close();
-      if (!(err instanceof PortInUseError) || attempt >= 4) throw err;
-    }
-  }
+  return startOnFreePorts(
+    async () => {
+      const token = uniqueToken();
+      const specs: Array<{ name: string; clientPort: number; peerPort: number }> = [];
+      for (let i = 0; i < size; i++)
+        specs.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort() });
+      const initialCluster = specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(',');
+      const members: EtcdNode[] = [];
+      for (const s of specs) {
+        members.push(
+          new EtcdNode({
+            ...s,
+            dir: await makeTempDir(`etcd-${s.name}`),
+            initialCluster,
+            token,
+            tls: undefined,
+            extraArgs: [],
+            clusterMember: true,
+          }),
+        );
+      }
+      return new Cluster(members);
+    },
+    async (cluster) => {
+      for (const m of cluster.members) m.launch();
+      await Promise.all(cluster.members.map((m) => m.awaitHealthy()));
+    },
+  );
 }

@@ -1,7 +1,7 @@
 /**
  * @sdkit/test-harness — real etcd processes and clusters on loopback (start/stop/kill/restart/wipe/compact),
- * TLS material, free ports and bounded waiting helpers for integration tests. Everything it starts is killed and
- * every temp dir removed on close, and as a safety net when the test process exits.
+ * TLS material, free ports, tracked child processes and bounded waiting helpers for integration tests. Everything
+ * it starts is killed and every temp dir removed on close, and as a safety net when the test process exits.
  * @packageDocumentation
  */
 import { fileURLToPath } from 'node:url';
@@ -40,10 +40,14 @@ export {
   kubeApiServerBinDir,
   startKubeApiServer,
 } from './kube-apiserver.js';
+export { logTail, tailLines } from './log-tail.js';
 export { freePort } from './ports.js';
+export { PortInUseError, startOnFreePorts } from './start-on-free-ports.js';
 export { type ProxyMode, TcpProxy } from './tcp-proxy.js';
+export { makeTempDir, type TempDir } from './temp-dir.js';
 export { type Certificates, makeCertificates } from './tls.js';
 export { startTlsEtcdPair, type TlsEtcdPair } from './tls-etcd-pair.js';
+export { STOP_GRACE_MS, TrackedProcess, type TrackedProcessOptions } from './tracked-process.js';
 export { DEFAULT_WAIT_MS, describeValue, eventually, type SubscribableLike, waitFor } from './wait.js';
 /**
  * Path of a module to pass to `node --import` so that a child process runs the workspace's TypeScript sources

@@ -1,14 +1,15 @@
-import { type ChildProcess, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnTracked, trackDir, untrackDir } from './cleanup.js';
 import { freePort } from './ports.js';
+import { startOnFreePorts } from './start-on-free-ports.js';
+import { makeTempDir, type TempDir } from './temp-dir.js';
+import { TrackedProcess } from './tracked-process.js';
 
 // A real Kubernetes API server for integration tests: test/kube-apiserver/server (built on the k8s.io/apiserver
 // library by test/kube-apiserver/build.mjs) on its own etcd 3.5, both on free loopback ports in a temp dir.
@@ -209,104 +210,6 @@ export function kubeApiServerBinDir(): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Processes
-
-const STOP_GRACE_MS = 10_000;
-
-class PortInUseError extends Error {}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function tail(file: string, lines: number): Promise<string> {
-  try {
-    const text = await readFile(file, 'utf8');
-    return text
-      .trimEnd()
-      .split('\n')
-      .slice(-lines)
-      .map((l) => (l.length > 500 ? `${l.slice(0, 500)}…` : l))
-      .join('\n');
-  } catch {
-    return '';
-  }
-}
-
-/** One restartable child process with its output appended to a log file. */
-class Proc {
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  exitInfo = '';
-
-  constructor(
-    readonly label: string,
-    private readonly bin: string,
-    private readonly args: () => string[],
-    readonly logFile: string,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  get running(): boolean {
-    return this.child !== undefined;
-  }
-
-  launch(): void {
-    if (this.child) return;
-    const { child, exited } = spawnTracked(this.bin, this.args(), this.logFile);
-    this.child = child;
-    this.exitInfo = '';
-    this.exited = exited.then((info) => {
-      if (this.child === child) this.child = undefined;
-      this.exitInfo = info;
-    });
-  }
-
-  /** Resolves when `probe` says yes; rejects early if the process exits, or after `timeoutMs`. */
-  async awaitReady(probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    if (!this.child) throw new Error(`${this.label} is not running`);
-    let gone = false;
-    const exited = this.exited.then(() => {
-      gone = true;
-    });
-    while (Date.now() < deadline && !gone) {
-      if (await probe()) return;
-      await Promise.race([sleep(50), exited]);
-    }
-    const logs = `--- ${this.logFile} (tail) ---\n${(await tail(this.logFile, 30)) || '(empty)'}`;
-    if (gone) {
-      const message = `${this.label} exited during start-up (${this.exitInfo})\n${logs}`;
-      if (/address already in use/.test(logs)) throw new PortInUseError(message);
-      throw new Error(message);
-    }
-    throw new Error(`${this.label} not ready within ${timeoutMs} ms\n${logs}`);
-  }
-
-  async signal(sig: NodeJS.Signals, escalateAfterMs?: number): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.ref();
-    child.kill(sig);
-    if (escalateAfterMs !== undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        this.exited.then(() => false),
-        new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(true), escalateAfterMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) child.kill('SIGKILL');
-    }
-    await this.exited;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // HTTP helpers
 
 interface RawResponse {
@@ -461,24 +364,27 @@ class KubeApiServerImpl implements KubeApiServer {
   readonly url: string;
   readonly etcdEndpoint: string;
   readonly logFile: string;
+  readonly dir: string;
   caPem = '';
   lastStartMs = 0;
   private readonly denied = new Set<string>();
-  private readonly apiserver: Proc;
-  private readonly etcd: Proc;
+  private readonly apiserver: TrackedProcess;
+  private readonly etcd: TrackedProcess;
   private readonly deniedFile: string;
   private readonly tokenFile: string;
   private readonly certDir: string;
   private closing: Promise<void> | undefined;
 
   constructor(
-    readonly dir: string,
+    private readonly tempDir: TempDir,
     readonly port: number,
     etcdPorts: { client: number; peer: number },
     readonly tokens: Readonly<Record<string, string>>,
     private readonly options: KubeApiServerOptions,
     binDir: string,
   ) {
+    const dir = tempDir.path;
+    this.dir = dir;
     this.url = `https://127.0.0.1:${port}`;
     this.etcdEndpoint = `http://127.0.0.1:${etcdPorts.client}`;
     this.logFile = join(dir, 'kube-apiserver.log');
@@ -487,7 +393,7 @@ class KubeApiServerImpl implements KubeApiServer {
     this.certDir = join(dir, 'certs');
     for (const u of options.denied ?? []) this.denied.add(checkUserName(u));
     const peer = `http://127.0.0.1:${etcdPorts.peer}`;
-    this.etcd = new Proc(
+    this.etcd = new TrackedProcess(
       'etcd',
       join(binDir, 'etcd'),
       () => [
@@ -507,7 +413,7 @@ class KubeApiServerImpl implements KubeApiServer {
       ],
       join(dir, 'etcd.log'),
     );
-    this.apiserver = new Proc(
+    this.apiserver = new TrackedProcess(
       `sdkit-kube-apiserver (${this.url})`,
       join(binDir, 'sdkit-kube-apiserver'),
       () => [
@@ -584,12 +490,12 @@ class KubeApiServerImpl implements KubeApiServer {
     if (!this.caPem) this.caPem = await readFile(join(this.certDir, 'apiserver.crt'), 'utf8');
   }
 
-  stop(): Promise<void> {
-    return this.apiserver.signal('SIGTERM', STOP_GRACE_MS);
+  async stop(): Promise<void> {
+    await this.apiserver.stop();
   }
 
-  kill(): Promise<void> {
-    return this.apiserver.signal('SIGKILL');
+  async kill(): Promise<void> {
+    await this.apiserver.kill();
   }
 
   async restart(): Promise<void> {
@@ -738,10 +644,9 @@ class KubeApiServerImpl implements KubeApiServer {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.apiserver.signal('SIGKILL');
-      await this.etcd.signal('SIGKILL');
-      await rm(this.dir, { recursive: true, force: true });
-      untrackDir(this.dir);
+      await this.apiserver.kill();
+      await this.etcd.kill();
+      await this.tempDir.remove();
     })();
     return this.closing;
   }
@@ -766,25 +671,21 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     if (checkUserName(user) === KUBE_ADMIN_USER) continue;
     tokens[user] = randomBytes(24).toString('hex');
   }
-  for (let attempt = 1; ; attempt++) {
-    const dir = await mkdtemp(join(tmpdir(), `sdkit-${name}-`));
-    trackDir(dir);
-    const server = new KubeApiServerImpl(
-      dir,
-      await freePort(),
-      { client: await freePort(), peer: await freePort() },
-      tokens,
-      options,
-      binDir,
-    );
-    try {
+  return startOnFreePorts(
+    async () => {
+      return new KubeApiServerImpl(
+        await makeTempDir(name),
+        await freePort(),
+        { client: await freePort(), peer: await freePort() },
+        tokens,
+        options,
+        binDir,
+      );
+    },
+    async (server) => {
       await server.writeFiles();
       await server.startEtcd();
       await server.start();
-      return server;
-    } catch (err) {
-      await server.close();
-      if (!(err instanceof PortInUseError) || attempt >= 4) throw err;
-    }
-  }
+    },
+  );
 }

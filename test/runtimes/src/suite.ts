@@ -7,21 +7,15 @@
  * @module
  */
 import { join } from 'node:path';
-import { type EtcdServer, eventually, startEtcd } from '@sdkit/test-harness';
+import { type EtcdServer, eventually, makeTempDir, startEtcd, type TempDir } from '@sdkit/test-harness';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  bundleScenarios,
-  type Implementation,
-  makeTempDir,
-  type RecordLog,
-  type RuntimeName,
-  runScript,
-  runtimeBinary,
-  type ScenarioCall,
-  startWorkerd,
-  type TempDir,
-} from './runtimes.js';
+import { bundleScenarios, type Implementation } from './bundle-scenarios.js';
+import type { RecordLog } from './record-log.js';
+import { runScript } from './run-script.js';
+import { type RuntimeName, runtimeBinary } from './runtime-binary.js';
+import type { ScenarioCall } from './scripts/protocol.js';
 import { HEARTBEAT_MS } from './scripts/worker-host.js';
+import { startWorkerd } from './start-workerd.js';
 
 /** Lease TTL of the registrations under test. */
 export const TTL_SECONDS = 3;
@@ -167,6 +161,30 @@ export function describeRuntime(
       running.delete(r);
     }
 
+    /** Starts the register scenario for `key` and resolves once it reports `registered` (else stops it). */
+    async function startRegistered(key: string, address: string): Promise<Running> {
+      const r = await start({
+        scenario: 'register',
+        params: { endpoints: etcd!.endpoints, key, address, ttlSeconds: TTL_SECONDS },
+      });
+      try {
+        await r.records.waitForState('registered', { timeoutMs: START_MS });
+        return r;
+      } catch (err) {
+        await stop(r);
+        throw err;
+      }
+    }
+
+    /** Resolves with the ms from `since` (a `performance.now()`) until `key` was seen gone; bounded past the TTL. */
+    function msUntilGone(key: string, since: number, what: string): Promise<number> {
+      return eventually(
+        async () => (await keyInfo(etcd!, key)) === undefined && performance.now() - since,
+        `${key} ${what}`,
+        TTL_SECONDS * 1000 + EXPIRY_SLACK_MS + 5_000,
+      );
+    }
+
     it('an instancer inside the runtime sees puts and deletes', async () => {
       const prefix = `/runtimes/${runtime}/${implementation}/watch/`;
       const [a, b, c] = ['a', 'b', 'c'].map((k) => `${prefix}${k}`) as [string, string, string];
@@ -217,12 +235,8 @@ export function describeRuntime(
 
     it(`a registrar inside the runtime registers and keeps its lease alive past 2 TTLs (${TTL_SECONDS} s)`, async () => {
       const key = `/runtimes/${runtime}/${implementation}/keepalive/a`;
-      const r = await start({
-        scenario: 'register',
-        params: { endpoints: etcd!.endpoints, key, address: '127.0.0.1:20001', ttlSeconds: TTL_SECONDS },
-      });
+      const r = await startRegistered(key, '127.0.0.1:20001');
       try {
-        await r.records.waitForState('registered', { timeoutMs: START_MS });
         const registered = await keyInfo(etcd!, key);
         expect(registered?.value).toBe('127.0.0.1:20001');
         expect(registered?.lease).not.toBe('0');
@@ -246,21 +260,13 @@ export function describeRuntime(
 
     it(`killing the runtime process (SIGKILL) lets the registration expire within the TTL (${TTL_SECONDS} s)`, async () => {
       const key = `/runtimes/${runtime}/${implementation}/kill/a`;
-      const r = await start({
-        scenario: 'register',
-        params: { endpoints: etcd!.endpoints, key, address: '127.0.0.1:20002', ttlSeconds: TTL_SECONDS },
-      });
+      const r = await startRegistered(key, '127.0.0.1:20002');
       try {
-        await r.records.waitForState('registered', { timeoutMs: START_MS });
         expect((await keyInfo(etcd!, key))?.value).toBe('127.0.0.1:20002');
 
         const killedAt = performance.now();
         expect(await r.kill()).toBe('signal SIGKILL');
-        const goneAfterMs = await eventually(
-          async () => (await keyInfo(etcd!, key)) === undefined && performance.now() - killedAt,
-          `${key} to expire after the kill`,
-          TTL_SECONDS * 1000 + EXPIRY_SLACK_MS + 5_000,
-        );
+        const goneAfterMs = await msUntilGone(key, killedAt, 'to expire after the kill');
         expect(goneAfterMs).toBeLessThanOrEqual(TTL_SECONDS * 1000 + EXPIRY_SLACK_MS);
       } finally {
         await stop(r);
@@ -270,20 +276,16 @@ export function describeRuntime(
     if (runtime === 'workerd') {
       it('a worker whose client goes away deregisters at its next write, well before the TTL', async () => {
         const key = `/runtimes/${runtime}/${implementation}/disconnect/a`;
-        const r = await start({
-          scenario: 'register',
-          params: { endpoints: etcd!.endpoints, key, address: '127.0.0.1:20003', ttlSeconds: TTL_SECONDS },
-        });
+        const r = await startRegistered(key, '127.0.0.1:20003');
         try {
-          await r.records.waitForState('registered', { timeoutMs: START_MS });
           expect((await keyInfo(etcd!, key))?.value).toBe('127.0.0.1:20003');
 
           const closedAt = performance.now();
           await r.disconnect!();
-          const goneAfterMs = await eventually(
-            async () => (await keyInfo(etcd!, key)) === undefined && performance.now() - closedAt,
-            `${key} to be deregistered after the client went away`,
-            TTL_SECONDS * 1000 + EXPIRY_SLACK_MS + 5_000,
+          const goneAfterMs = await msUntilGone(
+            key,
+            closedAt,
+            'to be deregistered after the client went away',
           );
           // A heartbeat write fails, the scenario deregisters: far sooner than the lease could expire.
           expect(goneAfterMs).toBeLessThan(HEARTBEAT_MS + 1_000);

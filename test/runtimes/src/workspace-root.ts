@@ -1,0 +1,4 @@
+import { fileURLToPath } from 'node:url';
+
+/** The workspace's root directory. */
+export const workspaceRoot: string = fileURLToPath(new URL('../../../', import.meta.url));
