@@ -41,10 +41,12 @@ export class TimeoutError extends Error {
  * Why {@link retry} gave up:
  * - `exhausted`: every one of `maxAttempts` attempts failed;
  * - `not-retryable`: `shouldRetry` returned false (or threw) for an attempt's error;
+ * - `budget-exhausted`: a retry was due (attempts remained and `shouldRetry` agreed) but the `budget` (a shared
+ *   {@link RetryBudget}) allowed no more retries at that moment; the cause is the last attempt's error;
  * - `timeout`: the overall `timeoutMs` ran out;
  * - `aborted`: the caller's signal (the `signal` option or the per-call `options.signal`) fired.
  */
-export type RetryGiveUpReason = 'exhausted' | 'not-retryable' | 'timeout' | 'aborted';
+export type RetryGiveUpReason = 'exhausted' | 'not-retryable' | 'budget-exhausted' | 'timeout' | 'aborted';
 
 /** What a {@link RetryError} is made of. */
 export interface RetryErrorInit {
@@ -62,7 +64,8 @@ export interface RetryErrorInit {
  *
  * - `errors`: one entry per attempt made, in order (`errors.length === attempts`). An attempt cut short by the
  *   overall timeout or an abort has the timeout / abort reason as its error.
- * - `cause`: the final reason: the last attempt's error when attempts are exhausted or the error is not retryable;
+ * - `cause`: the final reason: the last attempt's error when attempts are exhausted, the budget is spent or the
+ *   error is not retryable;
  *   the {@link TimeoutError} (scope `'overall'`) on timeout; the signal's reason on abort (a non-Error reason is
  *   wrapped in an Error whose `cause` is the raw reason). When the time runs out or the abort comes between two
  *   attempts (during the backoff delay) or before the first one, `cause` is not among `errors`.

@@ -27,4 +27,5 @@ export { type P2cOptions, p2c } from './p2c.js';
 export { type PeakEwmaOptions, peakEwma } from './peak-ewma.js';
 export { type RandomOptions, random } from './random.js';
 export { type BackoffOptions, type RetryInfo, type RetryOptions, retry } from './retry.js';
+export { type RetryBudget, type RetryBudgetOptions, retryBudget } from './retry-budget.js';
 export { roundRobin } from './round-robin.js';

@@ -1,10 +1,11 @@
 import { getEventListeners } from 'node:events';
 import { type Clock, type Endpoint, type EndpointOptions, endpointer, type Factory } from '@sdkit/sd-core';
-import { FakeInstancer, processHolds } from '@sdkit/sd-core/testing';
+import { FakeClock, FakeInstancer, processHolds } from '@sdkit/sd-core/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Balancer } from './balancer.js';
 import { NoEndpointsError, RetryError, TimeoutError } from './errors.js';
 import { type RetryInfo, type RetryOptions, retry } from './retry.js';
+import { type RetryBudget, retryBudget } from './retry-budget.js';
 import { roundRobin } from './round-robin.js';
 import { FakeEndpointer, fakeEndpoint } from './testing-fakes.js';
 
@@ -609,6 +610,12 @@ describe('retry option validation', () => {
     [{ ...base, onRetry: 1 }, /onRetry must be a function/],
     [{ ...base, signal: {} }, /signal must be an AbortSignal/],
     [{ ...base, clock: {} }, /clock must be a Clock/],
+    [
+      { ...base, budget: {} },
+      /budget must be a RetryBudget \(an object with deposit\(\) and tryWithdraw\(\)\), got object/,
+    ],
+    [{ ...base, budget: 0.2 }, /budget must be a RetryBudget.*got number 0\.2/],
+    [{ ...base, retryBudget: retryBudget() }, /unknown option "retryBudget" \(did you mean "budget"\?\)/],
   ])('rejects %o', (options, message) => {
     expect(() => retry(balancer, options as never)).toThrow(TypeError);
     expect(() => retry(balancer, options as never)).toThrow(message);
@@ -638,5 +645,308 @@ describe('retry (real timers: the behaviour under test is a timeout)', () => {
     expect(error.attempts).toBe(1);
     expect(elapsed).toBeGreaterThanOrEqual(25);
     expect(elapsed).toBeLessThan(1000);
+  });
+});
+
+/**
+ * A budget that writes what retry asks of it to `log` and grants the withdrawals its script says, in order (then
+ * refuses). `deposit` or `tryWithdraw` throw `fail` when it is set.
+ */
+class ScriptedBudget implements RetryBudget {
+  readonly #log: string[];
+  readonly #grants: boolean[];
+  fail: { deposit?: Error; tryWithdraw?: Error } = {};
+
+  constructor(log: string[], grants: readonly boolean[] = []) {
+    this.#log = log;
+    this.#grants = [...grants];
+  }
+
+  deposit(): void {
+    this.#log.push('deposit');
+    if (this.fail.deposit) throw this.fail.deposit;
+  }
+
+  tryWithdraw(): boolean {
+    if (this.fail.tryWithdraw) throw this.fail.tryWithdraw;
+    const granted = this.#grants.shift() ?? false;
+    this.#log.push(granted ? 'withdraw: granted' : 'withdraw: refused');
+    return granted;
+  }
+
+  get balance(): number {
+    return this.#grants.filter(Boolean).length;
+  }
+}
+
+/** An endpoint that writes `call <label>` to `log` and fails with `error`, or resolves with its label if none. */
+function loggingEndpoint(log: string[], label: string, error?: Error): Endpoint<unknown, string> {
+  return async () => {
+    log.push(`call ${label}`);
+    if (error) throw error;
+    return label;
+  };
+}
+
+describe('retry with a budget', () => {
+  const options = { maxAttempts: 3, timeoutMs: 10_000, backoff: false } as const;
+
+  it('each call deposits once, before its first attempt; each retry withdraws first, before onRetry', async () => {
+    const log: string[] = [];
+    const budget = new ScriptedBudget(log, [true, true]);
+    const endpoints = [
+      loggingEndpoint(log, 'a', new Error('a down')),
+      loggingEndpoint(log, 'b', new Error('b down')),
+      loggingEndpoint(log, 'c'),
+    ];
+    const call = retry(roundRobin(new FakeEndpointer(endpoints)), {
+      ...options,
+      budget,
+      onRetry: ({ attempt }) => log.push(`onRetry ${attempt}`),
+    });
+    await expect(call('x')).resolves.toBe('c');
+    expect(log).toEqual([
+      'deposit',
+      'call a',
+      'withdraw: granted',
+      'onRetry 1',
+      'call b',
+      'withdraw: granted',
+      'onRetry 2',
+      'call c',
+    ]);
+  });
+
+  it('is asked only for retries that would otherwise happen: not after a success, nor after the last attempt', async () => {
+    const log: string[] = [];
+    const budget = new ScriptedBudget(log, [true, true, true, true]);
+    const ok = loggingEndpoint(log, 'ok');
+    await retry(roundRobin(new FakeEndpointer([ok])), { ...options, budget })('x');
+    expect(log).toEqual(['deposit', 'call ok']);
+
+    log.length = 0;
+    const down = loggingEndpoint(log, 'down', new Error('down'));
+    const once = await rejection(
+      retry(roundRobin(new FakeEndpointer([down])), { ...options, maxAttempts: 1, budget })('x'),
+    );
+    expect(once.reason).toBe('exhausted');
+    expect(log).toEqual(['deposit', 'call down']);
+
+    log.length = 0;
+    const twice = await rejection(
+      retry(roundRobin(new FakeEndpointer([down])), { ...options, maxAttempts: 2, budget })('x'),
+    );
+    expect(twice.reason).toBe('exhausted');
+    expect(log).toEqual(['deposit', 'call down', 'withdraw: granted', 'call down']);
+  });
+
+  it('when the budget says no, the call stops: reason budget-exhausted, cause the last error, every error kept', async () => {
+    const log: string[] = [];
+    const budget = new ScriptedBudget(log, [true, false]);
+    const first = new Error('a down');
+    const second = new Error('b down');
+    const endpoints = [
+      loggingEndpoint(log, 'a', first),
+      loggingEndpoint(log, 'b', second),
+      loggingEndpoint(log, 'c'),
+    ];
+    const retries: number[] = [];
+    const call = retry(roundRobin(new FakeEndpointer(endpoints)), {
+      ...options,
+      budget,
+      onRetry: ({ attempt }) => retries.push(attempt),
+    });
+    const error = await rejection(call('x'));
+    expect(error.reason).toBe('budget-exhausted');
+    expect(error.cause).toBe(second);
+    expect(error.errors).toEqual([first, second]);
+    expect(error.attempts).toBe(2);
+    expect(error.message).toBe('gave up after 2 attempts (budget-exhausted): b down');
+    expect(log).toEqual(['deposit', 'call a', 'withdraw: granted', 'call b', 'withdraw: refused']);
+    expect(retries).toEqual([1]); // no onRetry for the retry that was refused
+  });
+
+  it('shouldRetry saying no wins: reason not-retryable, and the budget is not asked', async () => {
+    const log: string[] = [];
+    const budget = new ScriptedBudget(log, []); // would refuse
+    const fatal = new Error('400');
+    const call = retry(roundRobin(new FakeEndpointer([loggingEndpoint(log, 'a', fatal)])), {
+      ...options,
+      budget,
+      shouldRetry: () => false,
+    });
+    const error = await rejection(call('x'));
+    expect(error.reason).toBe('not-retryable');
+    expect(error.cause).toBe(fatal);
+    expect(log).toEqual(['deposit', 'call a']);
+  });
+
+  it('a budget that throws: not-retryable with what it threw as cause (from deposit: no attempt)', async () => {
+    const log: string[] = [];
+    const budget = new ScriptedBudget(log, [true]);
+    const down = new Error('down');
+    const call = retry(roundRobin(new FakeEndpointer([loggingEndpoint(log, 'a', down)])), {
+      ...options,
+      budget,
+    });
+    budget.fail = { deposit: new Error('deposit bug') };
+    const fromDeposit = await rejection(call('x'));
+    expect(fromDeposit.reason).toBe('not-retryable');
+    expect(fromDeposit.cause).toBe(budget.fail.deposit);
+    expect(fromDeposit.attempts).toBe(0);
+    expect(log).toEqual(['deposit']);
+    budget.fail = { tryWithdraw: new Error('withdraw bug') };
+    const fromWithdraw = await rejection(call('x'));
+    expect(fromWithdraw.reason).toBe('not-retryable');
+    expect(fromWithdraw.cause).toBe(budget.fail.tryWithdraw);
+    expect(fromWithdraw.errors).toEqual([down]);
+  });
+
+  it('two retry endpoints sharing a budget draw from the same pool', async () => {
+    const clock = new FakeClock();
+    // No reserve; each call earns half a retry.
+    const budget = retryBudget({ ratio: 0.5, minRetriesPerSecond: 0, clock });
+    const log: string[] = [];
+    const users = retry(
+      roundRobin(new FakeEndpointer([loggingEndpoint(log, 'users', new Error('users down'))])),
+      {
+        ...options,
+        budget,
+        clock,
+      },
+    );
+    const healthy = retry(roundRobin(new FakeEndpointer([loggingEndpoint(log, 'orders')])), {
+      ...options,
+      budget,
+      clock,
+    });
+    // Calls through one endpoint fund the retries of the other: 0.5 + 0.5 + 0.5 (the failing call's own deposit).
+    await healthy('x');
+    await healthy('x');
+    expect(budget.balance).toBe(1);
+    log.length = 0;
+    const error = await rejection(users('x'));
+    expect(error.reason).toBe('budget-exhausted');
+    expect(error.attempts).toBe(2);
+    expect(budget.balance).toBe(0);
+    // The half it left over is there for the other: with its own call's half, one retry.
+    const other = retry(
+      roundRobin(new FakeEndpointer([loggingEndpoint(log, 'orders', new Error('orders down'))])),
+      {
+        ...options,
+        budget,
+        clock,
+      },
+    );
+    const leftover = await rejection(other('x'));
+    expect(leftover.reason).toBe('budget-exhausted');
+    expect(leftover.attempts).toBe(2);
+    // From here on the halves of calls through either add up: every second call gets one retry.
+    expect((await rejection(users('x'))).attempts).toBe(1);
+    expect((await rejection(other('x'))).attempts).toBe(2);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('withdraws when it decides to retry, before the backoff delay', async () => {
+    vi.useFakeTimers();
+    try {
+      const clock = new FakeClock();
+      const budget = retryBudget({ ratio: 0, minRetriesPerSecond: 0.5, clock }); // 5 retries
+      const a = fakeEndpoint('a', { reject: new Error('down') });
+      const call = retry(roundRobin(new FakeEndpointer([a])), {
+        maxAttempts: 2,
+        timeoutMs: 10_000,
+        backoff: { minDelayMs: 100, randomize: false },
+        budget,
+      });
+      const result = outcome(call('x'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(a.calls.length).toBe(1);
+      expect(budget.balance).toBe(4);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(a.calls.length).toBe(2);
+      expect(((await result.settled).error as RetryError).reason).toBe('exhausted');
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  /**
+   * A full outage: `callsPerSecond` calls a second for `seconds` s (a multiple of 10), one at a time, through a
+   * `retry` with `maxAttempts: 3` over three endpoints that all fail at once. Returns attempts per call in each
+   * 10-s window (the budget's window), and how many calls gave up for each reason.
+   */
+  async function outage(
+    callsPerSecond: number,
+    seconds: number,
+    budgetOptions?: { ratio?: number; minRetriesPerSecond?: number },
+  ): Promise<{ perWindow: number[]; reasons: Record<string, number> }> {
+    const clock = new FakeClock();
+    let attempts = 0;
+    const down = new Error('connect ECONNREFUSED');
+    const dead = (): Endpoint<number, never> => () => {
+      attempts++;
+      return Promise.reject(down);
+    };
+    const call = retry(roundRobin(new FakeEndpointer([dead(), dead(), dead()])), {
+      ...options,
+      clock,
+      ...(budgetOptions && { budget: retryBudget({ ...budgetOptions, clock }) }),
+    });
+    const perWindow: number[] = [];
+    const reasons: Record<string, number> = {};
+    const callsPerWindow = callsPerSecond * 10;
+    for (let w = 0; w < seconds / 10; w++) {
+      const before = attempts;
+      for (let i = 0; i < callsPerWindow; i++) {
+        const error = await call(i).catch((e: unknown) => e as RetryError);
+        reasons[error.reason] = (reasons[error.reason] ?? 0) + 1;
+        clock.advance(1000 / callsPerSecond);
+      }
+      perWindow.push((attempts - before) / callsPerWindow);
+    }
+    expect(clock.pendingTimers).toBe(0);
+    return { perWindow, reasons };
+  }
+
+  it('full outage without a budget: every call makes maxAttempts attempts (3×)', async () => {
+    const { perWindow, reasons } = await outage(100, 10);
+    expect(perWindow).toEqual([3]);
+    expect(reasons).toEqual({ exhausted: 1_000 });
+  });
+
+  it('full outage at 1 000 calls/s with the default budget: 1 + ratio + minRetriesPerSecond / rate = 1.11×', async () => {
+    const { perWindow, reasons } = await outage(1_000, 30, {});
+    for (const amplification of perWindow) {
+      expect(amplification).toBeLessThanOrEqual(1.11);
+      expect(amplification).toBeGreaterThanOrEqual(1.1); // the budget is used, not just refused
+    }
+    expect((reasons['budget-exhausted'] ?? 0) + (reasons.exhausted ?? 0)).toBe(30_000);
+    expect(reasons['budget-exhausted']).toBeGreaterThan(25_000);
+  });
+
+  it('full outage at 100 calls/s with the default budget: the goal of issue 14, at most 1.2×', async () => {
+    const { perWindow } = await outage(100, 30, {});
+    for (const amplification of perWindow) {
+      expect(amplification).toBeLessThanOrEqual(1.2);
+      expect(amplification).toBeGreaterThanOrEqual(1.19);
+    }
+  });
+
+  it('full outage with ratio 0.2 and no minimum rate: at most 1 + ratio = 1.2×, from the first window on', async () => {
+    const { perWindow } = await outage(1_000, 20, { ratio: 0.2, minRetriesPerSecond: 0 });
+    for (const amplification of perWindow) {
+      expect(amplification).toBeLessThanOrEqual(1.2);
+      expect(amplification).toBeGreaterThanOrEqual(1.199);
+    }
+  });
+
+  it('full outage at a low rate: the minimum rate dominates (20 calls/s: 1 + 0.1 + 10 / 20 = 1.6×)', async () => {
+    const { perWindow } = await outage(20, 30, {});
+    for (const amplification of perWindow) {
+      expect(amplification).toBeLessThanOrEqual(1.6);
+      expect(amplification).toBeGreaterThanOrEqual(1.59);
+    }
   });
 });

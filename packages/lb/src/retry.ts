@@ -10,6 +10,7 @@ import pRetry from 'p-retry';
 import type { Balancer, PickContext } from './balancer.js';
 import { typeName } from './balancer.js';
 import { NoEndpointsError, RetryError, type RetryGiveUpReason, TimeoutError, toError } from './errors.js';
+import type { RetryBudget } from './retry-budget.js';
 
 /**
  * Exponential backoff between attempts, computed by p-retry. The delay before retry r (r = 1 for the first retry)
@@ -70,8 +71,8 @@ export interface RetryOptions<Req = unknown> {
    */
   readonly shouldRetry?: (error: Error, attempt: number) => boolean;
   /**
-   * Called before each retry (after `shouldRetry` agreed, before the backoff delay), e.g. to log or count. If it
-   * throws, retrying stops as if `shouldRetry` had thrown. Its return value is ignored.
+   * Called before each retry (after `shouldRetry` and the `budget` agreed, before the backoff delay), e.g. to log
+   * or count. If it throws, retrying stops as if `shouldRetry` had thrown. Its return value is ignored.
    */
   readonly onRetry?: (info: RetryInfo) => void;
   /**
@@ -88,6 +89,16 @@ export interface RetryOptions<Req = unknown> {
    * throws, the call rejects with a {@link RetryError} (reason `'not-retryable'`) without an attempt.
    */
   readonly pickContext?: (request: Req) => PickContext | undefined;
+  /**
+   * Limits retries to a share of calls (see {@link RetryBudget}), usually one budget shared by every `retry`
+   * endpoint that calls the same service. Each call deposits once, before its first attempt; each retry that
+   * would otherwise be made (`shouldRetry` agreed and attempts remain) first withdraws, and if the budget says
+   * no, the call stops there and rejects with a {@link RetryError} (reason `'budget-exhausted'`, cause = the
+   * last attempt's error) without calling `onRetry`. If `deposit` or `tryWithdraw` throws, the call rejects as
+   * if `shouldRetry` had thrown (reason `'not-retryable'`; a throwing `deposit` means no attempt is made).
+   * Default: none (every retry allowed).
+   */
+  readonly budget?: RetryBudget;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -102,6 +113,7 @@ const RETRY_OPTIONS = [
   'signal',
   'clock',
   'pickContext',
+  'budget',
 ] as const;
 const RETRY_OPTION_HINTS = {
   max: 'maxAttempts',
@@ -110,6 +122,7 @@ const RETRY_OPTION_HINTS = {
   timeout: 'timeoutMs',
   perAttemptTimeout: 'perAttemptTimeoutMs',
   attemptTimeoutMs: 'perAttemptTimeoutMs',
+  retryBudget: 'budget',
 };
 
 /** How many more times an attempt asks the balancer when it offers an endpoint that already failed in this call. */
@@ -187,6 +200,7 @@ class AttemptFailure extends Error {
  * {@link RetryError} holding every attempt's error in order and the final reason as `cause` — when:
  * - `maxAttempts` attempts failed (reason `'exhausted'`, cause = last error);
  * - `shouldRetry` returned false or threw (reason `'not-retryable'`);
+ * - the `budget` allowed no more retries (reason `'budget-exhausted'`, cause = last error);
  * - `timeoutMs` ran out (reason `'timeout'`, cause = {@link TimeoutError});
  * - the `signal` option or the call's `options.signal` fired (reason `'aborted'`, cause = the signal's reason).
  *
@@ -210,7 +224,8 @@ export function retry<Req, Res>(
     throw new TypeError(`retry: expected an options object, got ${typeName(options)}`);
   }
   assertKnownOptions('retry', options, RETRY_OPTIONS, RETRY_OPTION_HINTS);
-  const { maxAttempts, timeoutMs, perAttemptTimeoutMs, shouldRetry, onRetry, signal, pickContext } = options;
+  const { maxAttempts, timeoutMs, perAttemptTimeoutMs, shouldRetry, onRetry, signal, pickContext, budget } =
+    options;
   if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
     throw new TypeError(`retry: maxAttempts must be an integer >= 1, got ${typeName(maxAttempts)}`);
   }
@@ -227,6 +242,17 @@ export function retry<Req, Res>(
   }
   if (pickContext !== undefined && typeof pickContext !== 'function') {
     throw new TypeError(`retry: pickContext must be a function, got ${typeName(pickContext)}`);
+  }
+  if (
+    budget !== undefined &&
+    (typeof budget !== 'object' ||
+      budget === null ||
+      typeof budget.deposit !== 'function' ||
+      typeof budget.tryWithdraw !== 'function')
+  ) {
+    throw new TypeError(
+      `retry: budget must be a RetryBudget (an object with deposit() and tryWithdraw()), got ${typeName(budget)}`,
+    );
   }
   const clock = options.clock ?? systemClock;
   if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
@@ -257,6 +283,15 @@ export function retry<Req, Res>(
         );
       }
     }
+    if (budget !== undefined) {
+      try {
+        budget.deposit();
+      } catch (thrown) {
+        return Promise.reject(
+          new RetryError({ errors: [], cause: toError(thrown), reason: 'not-retryable' }),
+        );
+      }
+    }
 
     return new Promise<Res>((resolve, reject) => {
       /** One error per attempt made, in order. */
@@ -271,6 +306,8 @@ export function retry<Req, Res>(
       let cancelAttemptTimer: (() => void) | undefined;
       /** Set when shouldRetry said no, or a callback threw (then the thrown error is the cause). */
       let notRetryable = false;
+      /** Set when the budget refused a retry. */
+      let budgetExhausted = false;
       let failedEndpoints: Endpoint<Req, Res>[] | undefined;
       let callbackError: Error | undefined;
       /** Whether a pick that found no endpoint already waited for the balancer's `ready()` in this call. */
@@ -395,7 +432,12 @@ export function retry<Req, Res>(
         if (settled) return;
         settle();
         const cause = callbackError ?? (error instanceof AttemptFailure ? error.error : toError(error));
-        const reason = callbackError || notRetryable ? 'not-retryable' : 'exhausted';
+        const reason =
+          callbackError || notRetryable
+            ? 'not-retryable'
+            : budgetExhausted
+              ? 'budget-exhausted'
+              : 'exhausted';
         reject(new RetryError({ errors, cause, reason }));
       };
       // Fast path: the first attempt runs directly; p-retry (about 9 µs a call on its own) only takes over after a
@@ -421,6 +463,10 @@ export function retry<Req, Res>(
             try {
               if (shouldRetry !== undefined && !shouldRetry(failure, attemptNumber)) {
                 notRetryable = true;
+                return false;
+              }
+              if (budget !== undefined && !settled && !budget.tryWithdraw()) {
+                budgetExhausted = true;
                 return false;
               }
               onRetry?.({ error: failure, attempt: attemptNumber, attemptsLeft: retriesLeft });
