@@ -34,6 +34,7 @@ export {
 export type {
   Clock,
   Endpoint,
+  EndpointEntry,
   Endpointer,
   EndpointOptions,
   Factory,

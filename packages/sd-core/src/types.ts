@@ -101,6 +101,24 @@ export type Factory<Req = unknown, Res = unknown> = (
 ) => FactoryResult<Req, Res> | Promise<FactoryResult<Req, Res>>;
 
 /**
+ * One endpoint of an {@link Endpointer}, with the instance it was made for: what a balancer needs beyond the
+ * function (weights and zones from `metadata`, hashing by `key`, per-endpoint state keyed by the entry). Frozen.
+ * An Endpointer keeps one entry object per endpoint for as long as that endpoint is listed, so an entry may serve
+ * as a key (a `WeakMap`, a `Map`) for state about its endpoint.
+ */
+export interface EndpointEntry<Req = unknown, Res = unknown> {
+  /** The instance key (`instance.key`). */
+  readonly key: string;
+  /**
+   * The instance as the instancer gave it, metadata included: the value the factory was called with (a later
+   * event's instance of the same key equal in address and metadata does not replace it).
+   */
+  readonly instance: Instance;
+  /** The endpoint the factory made for `instance`. */
+  readonly endpoint: Endpoint<Req, Res>;
+}
+
+/**
  * The live set of endpoints for the instances of an {@link Instancer} (go-kit's `sd.Endpointer`).
  */
 export interface Endpointer<Req = unknown, Res = unknown> extends AsyncDisposable {
@@ -109,6 +127,14 @@ export interface Endpointer<Req = unknown, Res = unknown> extends AsyncDisposabl
    * call after a change builds it (O(n)); every other call is O(1). Changes themselves cost O(change).
    */
   endpoints(): readonly Endpoint<Req, Res>[];
+  /**
+   * The entries behind `endpoints()`, in the same order: for the same set, `entries()[i].endpoint ===
+   * endpoints()[i]`. Frozen (the array and each entry), the same array until the set changes (an instance
+   * replaced by one with a new address or metadata is a change here even when its factory returned the same
+   * function), and built lazily like `endpoints()`: a change nobody reads costs nothing here. An entry object stays
+   * the same for as long as its endpoint is listed.
+   */
+  entries(): readonly EndpointEntry<Req, Res>[];
   /** Hot; replays the current snapshot to each new subscriber; emits on every change; completes after `close()`. */
   readonly endpoints$: Observable<readonly Endpoint<Req, Res>[]>;
   /**
