@@ -153,41 +153,6 @@ describe('retry (fake timers)', () => {
     expect(error.message).toBe('gave up after 1 attempt (exhausted): nope');
   });
 
-  it('waits the backoff delays between attempts (exponential, capped, through p-retry)', async () => {
-    const a = fakeEndpoint('a', { reject: new Error('down') });
-    const call = retry(roundRobin(new FakeEndpointer([a])), {
-      ...base,
-      maxAttempts: 4,
-      backoff: { minDelayMs: 100, factor: 3, maxDelayMs: 250, randomize: false },
-    });
-    const result = outcome(call('x'));
-    await vi.advanceTimersByTimeAsync(0);
-    expect(a.calls.length).toBe(1);
-    await vi.advanceTimersByTimeAsync(99);
-    expect(a.calls.length).toBe(1);
-    await vi.advanceTimersByTimeAsync(1); // 100 ms
-    expect(a.calls.length).toBe(2);
-    await vi.advanceTimersByTimeAsync(249); // 300 ms would be next, capped at 250
-    expect(a.calls.length).toBe(2);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(a.calls.length).toBe(3);
-    await vi.advanceTimersByTimeAsync(250);
-    expect(a.calls.length).toBe(4);
-    const { error } = await result.settled;
-    expect((error as RetryError).attempts).toBe(4);
-  });
-
-  it('default backoff is small: all retries of 3 attempts happen within 10–60 ms', async () => {
-    const a = fakeEndpoint('a', { reject: new Error('down') });
-    const call = retry(roundRobin(new FakeEndpointer([a])), { maxAttempts: 3, timeoutMs: 10_000 });
-    const result = outcome(call('x'));
-    await vi.advanceTimersByTimeAsync(9);
-    expect(a.calls.length).toBe(1); // first delay is at least 10 ms
-    await vi.advanceTimersByTimeAsync(51); // 10–20 ms + 20–40 ms ≤ 60 ms
-    expect(a.calls.length).toBe(3);
-    expect(result.done).toBe(true);
-  });
-
   it('shouldRetry returning false stops at once with reason not-retryable', async () => {
     const fatal = new Error('400 bad request');
     const a = fakeEndpoint('a', { reject: fatal });
@@ -453,25 +418,6 @@ describe('retry (fake timers)', () => {
     expect(b.calls[0]!.signal!.aborted).toBe(true);
   });
 
-  it('overall timeout during a backoff delay ends at once, without another attempt', async () => {
-    const first = new Error('first failed');
-    const a = fakeEndpoint('a', { reject: first });
-    const call = retry(roundRobin(new FakeEndpointer([a])), {
-      maxAttempts: 5,
-      timeoutMs: 100,
-      backoff: { minDelayMs: 1000, randomize: false },
-    });
-    const result = outcome(call('x'));
-    await vi.advanceTimersByTimeAsync(100);
-    expect(result.done).toBe(true);
-    const error = (await result.settled).error as RetryError;
-    expect(error.reason).toBe('timeout');
-    expect(error.errors).toEqual([first]); // the timeout is not an attempt's error here
-    expect(error.cause).toBeInstanceOf(TimeoutError);
-    await vi.advanceTimersByTimeAsync(5000);
-    expect(a.calls.length).toBe(1);
-  });
-
   it('the signal option aborts the call at once; the cause is the abort reason and the attempt sees it', async () => {
     const controller = new AbortController();
     const a = fakeEndpoint('a', 'hang');
@@ -493,27 +439,6 @@ describe('retry (fake timers)', () => {
     expect(late.cause).toBe(reason);
     expect(late.attempts).toBe(0);
     expect(a.calls.length).toBe(1);
-  });
-
-  it('the per-call signal aborts that call at once, also during a backoff delay', async () => {
-    const controller = new AbortController();
-    const failure = new Error('down');
-    const a = fakeEndpoint('a', { reject: failure });
-    const call = retry(roundRobin(new FakeEndpointer([a])), {
-      maxAttempts: 5,
-      timeoutMs: 60_000,
-      backoff: { minDelayMs: 10_000, randomize: false },
-    });
-    const result = outcome(call('x', { signal: controller.signal }));
-    await vi.advanceTimersByTimeAsync(10);
-    expect(a.calls.length).toBe(1);
-    controller.abort(); // default reason: a DOMException AbortError
-    const error = (await result.settled).error as RetryError;
-    expect(error.reason).toBe('aborted');
-    expect(error.cause).toBe(controller.signal.reason);
-    expect(error.cause.name).toBe('AbortError');
-    expect(error.errors).toEqual([failure]);
-    expect(getEventListeners(controller.signal, 'abort').length).toBe(0);
   });
 
   it('combines the signal option and the per-call signal: either one ends the call', async () => {
@@ -587,6 +512,186 @@ describe('retry (fake timers)', () => {
   });
 });
 
+/** Lets every pending promise reaction run (p-retry's awaits between one attempt and the next). */
+async function settleReactions(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/**
+ * Moves `clock` forward `ms`, one due timer at a time, letting promise reactions run after each, as real time
+ * would (a backoff timer set by a reaction to an earlier timer is then set at that timer's time).
+ */
+async function run(clock: FakeClock, ms: number): Promise<void> {
+  const target = clock.now() + ms;
+  await settleReactions();
+  for (let next = clock.nextTimerAt; next !== undefined && next <= target; next = clock.nextTimerAt) {
+    clock.advance(next - clock.now());
+    await settleReactions();
+  }
+  clock.advance(target - clock.now());
+}
+
+/** An endpoint that fails every call with `error` and notes the clock's time of each call. */
+function failingAt(clock: Clock, times: number[], error = new Error('down')): Endpoint<unknown, never> {
+  return () => {
+    times.push(clock.now());
+    return Promise.reject(error);
+  };
+}
+
+describe('retry backoff (timed by the injected clock)', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('waits the backoff delays between attempts on the clock (exponential, capped)', async () => {
+    const clock = new FakeClock();
+    const times: number[] = [];
+    const call = retry(roundRobin(new FakeEndpointer([failingAt(clock, times)])), {
+      ...base,
+      maxAttempts: 4,
+      backoff: { initialMs: 100, factor: 3, maxMs: 250, jitter: 0 },
+      clock,
+    });
+    const result = outcome(call('x'));
+    await run(clock, 99);
+    expect(times).toEqual([0]);
+    await run(clock, 1);
+    expect(times).toEqual([0, 100]);
+    await run(clock, 249); // 300 ms would be next, capped at 250
+    expect(times).toEqual([0, 100]);
+    await run(clock, 1);
+    expect(times).toEqual([0, 100, 350]);
+    await run(clock, 250);
+    expect(times).toEqual([0, 100, 350, 600]);
+    expect(((await result.settled).error as RetryError).attempts).toBe(4);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('default backoff: 10–20 ms, 20–40 ms, … doubling, each at most 1 s (jitter 0.5 below the bound)', async () => {
+    const attemptTimes = async (random: number): Promise<number[]> => {
+      vi.spyOn(Math, 'random').mockReturnValue(random);
+      const clock = new FakeClock();
+      const times: number[] = [];
+      const call = retry(roundRobin(new FakeEndpointer([failingAt(clock, times)])), {
+        maxAttempts: 9,
+        timeoutMs: 60_000,
+        clock,
+      });
+      const result = outcome(call('x'));
+      await run(clock, 10_000);
+      expect(result.done).toBe(true);
+      expect(clock.pendingTimers).toBe(0);
+      return times;
+    };
+    // Delays 10, 20, 40, 80, 160, 320, then the cap: 500, 500.
+    expect(await attemptTimes(0)).toEqual([0, 10, 30, 70, 150, 310, 630, 1130, 1630]);
+    // Delays 20, 40, 80, 160, 320, 640, then 1000, 1000.
+    expect(await attemptTimes(1)).toEqual([0, 20, 60, 140, 300, 620, 1260, 2260, 3260]);
+  });
+
+  it('backoff: false retries at once, without a timer', async () => {
+    const clock = new FakeClock();
+    const times: number[] = [];
+    const call = retry(roundRobin(new FakeEndpointer([failingAt(clock, times)])), { ...base, clock });
+    const { error } = await outcome(call('x')).settled;
+    expect((error as RetryError).attempts).toBe(3);
+    expect(times).toEqual([0, 0, 0]);
+  });
+
+  it('a call waiting on a backoff delay holds the process until it settles', async () => {
+    const clock = new FakeClock();
+    const call = retry(roundRobin(new FakeEndpointer([failingAt(clock, [])])), {
+      maxAttempts: 2,
+      timeoutMs: 10_000,
+      backoff: { initialMs: 1000, jitter: 0 },
+      clock,
+    });
+    const result = outcome(call('x'));
+    await run(clock, 500);
+    expect(result.done).toBe(false);
+    expect(processHolds()).toBeGreaterThan(0);
+    await run(clock, 500);
+    expect(result.done).toBe(true);
+    expect(processHolds()).toBe(0);
+  });
+
+  it('overall timeout during a backoff delay ends at once, without another attempt, leaving no timer', async () => {
+    const clock = new FakeClock();
+    const first = new Error('first failed');
+    const times: number[] = [];
+    const call = retry(roundRobin(new FakeEndpointer([failingAt(clock, times, first)])), {
+      maxAttempts: 5,
+      timeoutMs: 100,
+      backoff: { initialMs: 1000, jitter: 0 },
+      clock,
+    });
+    const result = outcome(call('x'));
+    await run(clock, 100);
+    expect(result.done).toBe(true);
+    const error = (await result.settled).error as RetryError;
+    expect(error.reason).toBe('timeout');
+    expect(error.errors).toEqual([first]); // the timeout is not an attempt's error here
+    expect(error.cause).toBeInstanceOf(TimeoutError);
+    expect(clock.pendingTimers).toBe(0); // the delay's timer is gone with the call
+    expect(processHolds()).toBe(0);
+    await run(clock, 5000);
+    expect(times).toEqual([0]);
+  });
+
+  it('the per-call signal aborts that call at once, also during a backoff delay', async () => {
+    const clock = new FakeClock();
+    const controller = new AbortController();
+    const failure = new Error('down');
+    const times: number[] = [];
+    const call = retry(roundRobin(new FakeEndpointer([failingAt(clock, times, failure)])), {
+      maxAttempts: 5,
+      timeoutMs: 60_000,
+      backoff: { initialMs: 10_000, jitter: 0 },
+      clock,
+    });
+    const result = outcome(call('x', { signal: controller.signal }));
+    await run(clock, 10);
+    expect(times).toEqual([0]);
+    controller.abort(); // default reason: a DOMException AbortError
+    const error = (await result.settled).error as RetryError;
+    expect(error.reason).toBe('aborted');
+    expect(error.cause).toBe(controller.signal.reason);
+    expect(error.cause.name).toBe('AbortError');
+    expect(error.errors).toEqual([failure]);
+    expect(getEventListeners(controller.signal, 'abort').length).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+    await run(clock, 60_000);
+    expect(times).toEqual([0]);
+  });
+
+  it('onRetry and the budget come before the delay; the delay before the next attempt', async () => {
+    const clock = new FakeClock();
+    const log: string[] = [];
+    const call = retry(
+      roundRobin(
+        new FakeEndpointer([
+          () => {
+            log.push(`call at ${clock.now()}`);
+            return Promise.reject(new Error('down'));
+          },
+        ]),
+      ),
+      {
+        maxAttempts: 3,
+        timeoutMs: 10_000,
+        backoff: { initialMs: 100, jitter: 0 },
+        clock,
+        onRetry: ({ attempt }) => log.push(`onRetry ${attempt} at ${clock.now()}`),
+      },
+    );
+    const result = outcome(call('x'));
+    await run(clock, 1_000);
+    expect(result.done).toBe(true);
+    expect(log).toEqual(['call at 0', 'onRetry 1 at 0', 'call at 100', 'onRetry 2 at 100', 'call at 300']);
+  });
+});
+
 describe('retry option validation', () => {
   const balancer = roundRobin(new FakeEndpointer([fakeEndpoint('a')]));
   it.each([
@@ -598,13 +703,20 @@ describe('retry option validation', () => {
     [{ ...base, timeoutMs: 2 ** 31 }, /timeoutMs/],
     [{ maxAttempts: 2 }, /timeoutMs.*got undefined/],
     [{ ...base, perAttemptTimeoutMs: -5 }, /perAttemptTimeoutMs.*-5/],
-    [{ ...base, backoff: { minDelayMs: -1 } }, /backoff\.minDelayMs/],
-    [
-      { ...base, backoff: { minDelayMs: 100, maxDelayMs: 50 } },
-      /backoff\.maxDelayMs must be .*>= minDelayMs \(100\)/,
-    ],
+    [{ ...base, backoff: { initialMs: -1 } }, /backoff\.initialMs must be a finite number > 0, got -1/],
+    [{ ...base, backoff: { initialMs: 0 } }, /backoff\.initialMs/], // no delay at all: `backoff: false`
+    [{ ...base, backoff: { initialMs: 100, maxMs: 50 } }, /backoff\.maxMs must be .*>= initialMs \(100\)/],
+    [{ ...base, backoff: { maxMs: Number.POSITIVE_INFINITY } }, /backoff\.maxMs.*Infinity/],
     [{ ...base, backoff: { factor: 0.5 } }, /backoff\.factor.*0\.5/],
-    [{ ...base, backoff: { randomize: 'yes' } }, /backoff\.randomize/],
+    [{ ...base, backoff: { jitter: 'yes' } }, /backoff\.jitter/],
+    [{ ...base, backoff: { random: 0.5 } }, /backoff\.random must be a function/],
+    // lb's names before the one backoff shape: refused, naming the new one.
+    [
+      { ...base, backoff: { minDelayMs: 10 } },
+      /retry: backoff: unknown option "minDelayMs" \(did you mean "initialMs"\?\)/,
+    ],
+    [{ ...base, backoff: { maxDelayMs: 1000 } }, /unknown option "maxDelayMs" \(did you mean "maxMs"\?\)/],
+    [{ ...base, backoff: { randomize: false } }, /unknown option "randomize" \(did you mean "jitter"\?\)/],
     [{ ...base, backoff: true }, /backoff must be an object or false, got boolean true/],
     [{ ...base, shouldRetry: 'no' }, /shouldRetry must be a function/],
     [{ ...base, onRetry: 1 }, /onRetry must be a function/],
@@ -626,11 +738,8 @@ describe('retry option validation', () => {
     expect(() => retry(balancer, undefined as never)).toThrow(/expected an options object, got undefined/);
   });
 
-  it('accepts Infinity as maxDelayMs and a large minDelayMs without maxDelayMs', () => {
-    expect(() =>
-      retry(balancer, { ...base, backoff: { maxDelayMs: Number.POSITIVE_INFINITY } }),
-    ).not.toThrow();
-    expect(() => retry(balancer, { ...base, backoff: { minDelayMs: 5000 } })).not.toThrow();
+  it('accepts a large initialMs without maxMs (maxMs follows it)', () => {
+    expect(() => retry(balancer, { ...base, backoff: { initialMs: 5000 } })).not.toThrow();
   });
 });
 
@@ -848,28 +957,26 @@ describe('retry with a budget', () => {
   });
 
   it('withdraws when it decides to retry, before the backoff delay', async () => {
-    vi.useFakeTimers();
-    try {
-      const clock = new FakeClock();
-      const budget = retryBudget({ ratio: 0, minRetriesPerSecond: 0.5, clock }); // 5 retries
-      const a = fakeEndpoint('a', { reject: new Error('down') });
-      const call = retry(roundRobin(new FakeEndpointer([a])), {
-        maxAttempts: 2,
-        timeoutMs: 10_000,
-        backoff: { minDelayMs: 100, randomize: false },
-        budget,
-      });
-      const result = outcome(call('x'));
-      await vi.advanceTimersByTimeAsync(0);
-      expect(a.calls.length).toBe(1);
-      expect(budget.balance).toBe(4);
-      await vi.advanceTimersByTimeAsync(100);
-      expect(a.calls.length).toBe(2);
-      expect(((await result.settled).error as RetryError).reason).toBe('exhausted');
-      expect(vi.getTimerCount()).toBe(0);
-    } finally {
-      vi.useRealTimers();
-    }
+    const clock = new FakeClock();
+    const budget = retryBudget({ ratio: 0, minRetriesPerSecond: 0.5, clock }); // 5 retries
+    const a = fakeEndpoint('a', { reject: new Error('down') });
+    const call = retry(roundRobin(new FakeEndpointer([a])), {
+      maxAttempts: 2,
+      timeoutMs: 10_000,
+      backoff: { initialMs: 100, jitter: 0 },
+      budget,
+      clock,
+    });
+    const result = outcome(call('x'));
+    await run(clock, 0);
+    expect(a.calls.length).toBe(1);
+    expect(budget.balance).toBe(4);
+    await run(clock, 99);
+    expect(a.calls.length).toBe(1);
+    await run(clock, 1);
+    expect(a.calls.length).toBe(2);
+    expect(((await result.settled).error as RetryError).reason).toBe('exhausted');
+    expect(clock.pendingTimers).toBe(0);
   });
 
   /**

@@ -1,6 +1,10 @@
 import {
   assertKnownOptions,
+  type Backoff,
+  type BackoffDefaults,
+  type BackoffOptions,
   type Clock,
+  createBackoff,
   type Endpoint,
   type EndpointOptions,
   holdProcess,
@@ -12,28 +16,14 @@ import { typeName } from './balancer.js';
 import { NoEndpointsError, RetryError, type RetryGiveUpReason, TimeoutError, toError } from './errors.js';
 import type { RetryBudget } from './retry-budget.js';
 
+/** sd-core's one backoff shape (`initialMs`, `maxMs`, `factor`, `jitter`, `random`), re-exported under its name. */
+export type { BackoffOptions } from '@sdkit/sd-core';
+
 /**
- * Exponential backoff between attempts, computed by p-retry. The delay before retry r (r = 1 for the first retry)
- * is `min(maxDelayMs, round(j · minDelayMs · factor^(r−1)))`, where j is a random number in [1, 2) when
- * `randomize` is on and 1 otherwise. Each field maps to the p-retry option named in its doc. The overall
- * `timeoutMs` still applies: a pending delay is cut short when it runs out.
- *
- * Defaults: `{ minDelayMs: 10, maxDelayMs: 1000, factor: 2, randomize: true }`, i.e. about 10–20 ms, 20–40 ms,
- * 40–80 ms, … capped at 1 s. Pass `backoff: false` to {@link retry} to retry immediately.
+ * `retry`'s backoff defaults: the delay before retry r (r = 1 for the first retry) is a random time in
+ * `[d/2, d]`, `d = min(1000, 20 · 2^(r−1))`, i.e. 10–20 ms, 20–40 ms, 40–80 ms, …, 320–640 ms, then 500–1000 ms.
  */
-export interface BackoffOptions {
-  /** Delay before the first retry, ms (p-retry `minTimeout`). Finite, ≥ 0. Default 10. */
-  readonly minDelayMs?: number;
-  /**
-   * Upper bound of any delay, ms (p-retry `maxTimeout`). ≥ `minDelayMs`; may be `Infinity`. Default 1000 (or
-   * `minDelayMs` if that is larger).
-   */
-  readonly maxDelayMs?: number;
-  /** Growth of the delay per retry (p-retry `factor`). Finite, ≥ 1. Default 2. */
-  readonly factor?: number;
-  /** Multiplies each delay by a random factor in [1, 2) (full jitter upwards; p-retry `randomize`). Default true. */
-  readonly randomize?: boolean;
-}
+const RETRY_BACKOFF: BackoffDefaults = Object.freeze({ initialMs: 20, maxMs: 1000, factor: 2, jitter: 0.5 });
 
 /** What {@link RetryOptions.onRetry} is told before a retry. */
 export interface RetryInfo {
@@ -61,7 +51,11 @@ export interface RetryOptions<Req = unknown> {
    * retried like any failure. Finite, > 0, ≤ 2³¹−1. Default: none (only `timeoutMs` applies).
    */
   readonly perAttemptTimeoutMs?: number;
-  /** Delays between attempts; `false` for none. See {@link BackoffOptions} for the defaults. */
+  /**
+   * Delays between attempts, timed by `clock`; `false` for none. Default `{ initialMs: 20, maxMs: 1000, factor: 2,
+   * jitter: 0.5 }`: 10–20 ms before the first retry, 20–40 ms before the second, … at most 1 s (see
+   * {@link BackoffOptions}). The overall `timeoutMs` still applies: a pending delay is cut short when it runs out.
+   */
   readonly backoff?: BackoffOptions | false;
   /**
    * Whether to retry after `error`, the error of attempt number `attempt` (from 1). Returning false (or throwing)
@@ -81,7 +75,7 @@ export interface RetryOptions<Req = unknown> {
    * in-flight attempt's signal is aborted with it. Calls made after it fired reject at once without an attempt.
    */
   readonly signal?: AbortSignal;
-  /** Time source of `timeoutMs` and `perAttemptTimeoutMs` (not of the backoff delays, which p-retry times itself). */
+  /** Time source of `timeoutMs`, `perAttemptTimeoutMs` and the backoff delays. Default {@link systemClock}. */
   readonly clock?: Clock;
   /**
    * What each call tells the balancer (see {@link PickContext}), computed once per call from its request and
@@ -169,8 +163,6 @@ function pickAvoiding<Req, Res>(
   return endpoint;
 }
 
-const DEFAULT_BACKOFF = { minDelayMs: 10, maxDelayMs: 1000, factor: 2, randomize: true } as const;
-
 /**
  * Carries an attempt's error through p-retry, so that p-retry treats every failure alike (on its own it would not
  * retry TypeErrors, and would replace non-Error values): our `shouldRetry` alone decides.
@@ -194,7 +186,8 @@ class AttemptFailure extends Error {
  * already failed in the same call: when the balancer offers one, it is asked again (up to 4 more times) before the
  * attempt settles for it — with concurrent callers sharing a round-robin, one caller could otherwise land on the
  * same dead instance every time. Each attempt gets its own
- * `options.signal`, aborted on a per-attempt timeout, on the overall timeout and on the caller's abort.
+ * `options.signal`, aborted on a per-attempt timeout, on the overall timeout and on the caller's abort. Between
+ * attempts the call waits the `backoff` delay (sd-core's one backoff) on `clock`; p-retry runs the attempts.
  *
  * The returned endpoint resolves with the first successful attempt's result. Otherwise it rejects — always with a
  * {@link RetryError} holding every attempt's error in order and the final reason as `cause` — when:
@@ -258,7 +251,7 @@ export function retry<Req, Res>(
   if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
     throw new TypeError(`retry: clock must be a Clock, got ${typeName(clock)}`);
   }
-  const backoff = backoffToPRetry(options.backoff);
+  const backoff = backoffOf(options.backoff);
 
   return (request: Req, callOptions?: EndpointOptions): Promise<Res> => {
     const callSignal = callOptions?.signal;
@@ -296,7 +289,7 @@ export function retry<Req, Res>(
     return new Promise<Res>((resolve, reject) => {
       /** One error per attempt made, in order. */
       const errors: Error[] = [];
-      /** Made when p-retry takes over (after a first failure); aborted when we give up: cuts its delay short. */
+      /** Made when p-retry takes over (after a first failure); aborted when we give up: p-retry stops there. */
       let stop: AbortController | undefined;
       /** Why the call gave up early (timeout or abort), once it did. */
       let stopReason: Error | undefined;
@@ -304,6 +297,8 @@ export function retry<Req, Res>(
       /** Aborts the in-flight attempt (its signal, if the endpoint read it) and fails it; undefined if none. */
       let abortInFlight: ((reason: Error) => void) | undefined;
       let cancelAttemptTimer: (() => void) | undefined;
+      /** Cuts the pending backoff delay short (its wait then says "do not retry"); undefined if none. */
+      let cancelDelay: (() => void) | undefined;
       /** Set when shouldRetry said no, or a callback threw (then the thrown error is the cause). */
       let notRetryable = false;
       /** Set when the budget refused a retry. */
@@ -337,6 +332,7 @@ export function retry<Req, Res>(
         cancelOverallTimer();
         cancelAttemptTimer?.();
         cancelAttemptTimer = undefined;
+        cancelDelay?.();
         signal?.removeEventListener('abort', onAbort);
         callSignal?.removeEventListener('abort', onAbort);
       }
@@ -440,6 +436,22 @@ export function retry<Req, Res>(
               : 'exhausted';
         reject(new RetryError({ errors, cause, reason }));
       };
+      /**
+       * Waits `ms` on the clock; resolves true then, or false at once if the call settles first (p-retry then
+       * stops, and the call has already been answered).
+       */
+      const waitDelay = (ms: number): Promise<boolean> =>
+        new Promise<boolean>((resolveWait) => {
+          const cancelTimer = clock.setTimeout(() => {
+            cancelDelay = undefined;
+            resolveWait(!settled);
+          }, ms);
+          cancelDelay = () => {
+            cancelDelay = undefined;
+            cancelTimer();
+            resolveWait(false);
+          };
+        });
       // Fast path: the first attempt runs directly; p-retry (about 9 µs a call on its own) only takes over after a
       // failure. Its first input replays that failure, so its attempt numbering, shouldRetry, onRetry and backoff
       // delays are exactly as if it had made the first attempt itself.
@@ -452,10 +464,13 @@ export function retry<Req, Res>(
       function retryAfterFirst(firstFailure: unknown): void {
         hold();
         stop = new AbortController();
+        // p-retry decides and counts; the delays are sd-core's backoff on our clock, waited at the end of
+        // shouldRetry (which p-retry awaits right before its own delay, here 0: no timer of its own).
         pRetry((n) => (n === 1 ? Promise.reject(firstFailure) : attempt(n)), {
           retries: maxAttempts - 1,
-          ...backoff,
-          unref: true,
+          minTimeout: 0,
+          factor: 1,
+          randomize: false,
           signal: stop.signal,
           shouldRetry: ({ error, attemptNumber, retriesLeft }) => {
             if (settled) return false;
@@ -474,7 +489,8 @@ export function retry<Req, Res>(
               callbackError = toError(thrown);
               return false;
             }
-            return !settled; // a callback may have aborted the call
+            if (settled) return false; // a callback may have aborted the call
+            return backoff === undefined ? true : waitDelay(backoff.delay(attemptNumber - 1));
           },
         }).then(succeed, giveUpAfter);
       }
@@ -488,37 +504,11 @@ function assertTimerMs(name: string, value: unknown): void {
   }
 }
 
-interface PRetryBackoff {
-  minTimeout: number;
-  maxTimeout: number;
-  factor: number;
-  randomize: boolean;
-}
-
-function backoffToPRetry(backoff: BackoffOptions | false | undefined): PRetryBackoff {
-  if (backoff === false) return { minTimeout: 0, maxTimeout: 0, factor: 1, randomize: false };
+/** The validated `backoff` option; undefined for `false` (no delays). */
+function backoffOf(backoff: BackoffOptions | false | undefined): Backoff | undefined {
+  if (backoff === false) return undefined;
   if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
     throw new TypeError(`retry: backoff must be an object or false, got ${typeName(backoff)}`);
   }
-  const minDelayMs = backoff?.minDelayMs ?? DEFAULT_BACKOFF.minDelayMs;
-  const maxDelayMs = backoff?.maxDelayMs ?? Math.max(DEFAULT_BACKOFF.maxDelayMs, minDelayMs);
-  const factor = backoff?.factor ?? DEFAULT_BACKOFF.factor;
-  const randomize = backoff?.randomize ?? DEFAULT_BACKOFF.randomize;
-  if (typeof minDelayMs !== 'number' || !(minDelayMs >= 0 && minDelayMs <= MAX_TIMER_MS)) {
-    throw new TypeError(
-      `retry: backoff.minDelayMs must be a number of ms in [0, 2^31-1], got ${typeName(minDelayMs)}`,
-    );
-  }
-  if (typeof maxDelayMs !== 'number' || Number.isNaN(maxDelayMs) || maxDelayMs < minDelayMs) {
-    throw new TypeError(
-      `retry: backoff.maxDelayMs must be a number >= minDelayMs (${minDelayMs}), got ${typeName(maxDelayMs)}`,
-    );
-  }
-  if (typeof factor !== 'number' || !(factor >= 1 && Number.isFinite(factor))) {
-    throw new TypeError(`retry: backoff.factor must be a finite number >= 1, got ${typeName(factor)}`);
-  }
-  if (typeof randomize !== 'boolean') {
-    throw new TypeError(`retry: backoff.randomize must be a boolean, got ${typeName(randomize)}`);
-  }
-  return { minTimeout: minDelayMs, maxTimeout: Math.min(maxDelayMs, MAX_TIMER_MS), factor, randomize };
+  return createBackoff(backoff, 'retry', RETRY_BACKOFF);
 }

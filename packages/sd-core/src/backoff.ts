@@ -1,9 +1,11 @@
 /**
- * Exponential backoff with jitter: the one retry timing of every sdkit backend (etcd's watch, lease keeper and
- * registrar; Kubernetes' list and watch), timed by the injected {@link Clock}, and {@link retryWithin} for calls
- * worth retrying until a deadline.
+ * Exponential backoff with jitter: the one retry timing of sdkit — lb's `retry`, every backend (etcd's watch, lease
+ * keeper, registrar, client probe and host breaker; Kubernetes' list, watch and client probe) and the
+ * `MemoryRegistry` — timed by the injected {@link Clock}, and {@link retryWithin} for calls worth retrying until a
+ * deadline.
  * @module
  */
+import { assertKnownOptions } from './known-options.js';
 import type { Clock } from './types.js';
 
 /** A short description of a bad option value for error messages (objects by kind only). */
@@ -14,17 +16,19 @@ function describeValue(value: unknown): string {
 }
 
 /**
- * Retry timing, the same shape for every sdkit backend component (`EtcdInstancer`, `EtcdRegistrar`,
- * `EtcdLeasePool`, `KubernetesInstancer`): attempt `n` (0-based) waits `d × (1 − jitter + jitter × random())` where
- * `d = min(maxMs, initialMs × factor^n)` — a random time in `[d × (1 − jitter), d]`. The default jitter, 0.5,
- * is "equal jitter": never zero, never in lock-step with other processes that failed at the same moment.
+ * Retry timing, the same shape for every sdkit component that retries (`retry` in @sdkit/lb, `EtcdInstancer`,
+ * `EtcdRegistrar`, `EtcdLeasePool`, `KubernetesInstancer`): attempt `n` (0-based) waits
+ * `d × (1 − jitter + jitter × random())` where `d = min(maxMs, initialMs × factor^n)` — a random time in
+ * `[d × (1 − jitter), d]`. The default jitter, 0.5, is "equal jitter": never zero, never in lock-step with other
+ * processes that failed at the same moment. Each component has its own defaults (documented with its `backoff`
+ * option); a field left out takes the component's default.
  */
 export interface BackoffOptions {
-  /** Delay bound of the first retry, in ms. Default 100. Must be > 0. */
+  /** Delay bound of the first retry, in ms. Default 100 (`retry`: 20). Must be > 0. */
   readonly initialMs?: number;
   /**
    * Upper bound of any delay, in ms. Must be >= `initialMs`. Default: each component's (10 000 for watches, 5 000
-   * for registrations and leases), or `initialMs` if that is larger.
+   * for registrations and leases, 1 000 for `retry`), or `initialMs` if that is larger.
    */
   readonly maxMs?: number;
   /** Growth per failed attempt. Default 2. Must be >= 1. */
@@ -40,17 +44,45 @@ export interface Backoff {
   delay(attempt: number): number;
 }
 
-/** Defaults used when an option is left out (`maxMs` differs per component; this is the registrations' one). */
-export const DEFAULT_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 5000, factor: 2, jitter: 0.5 });
+/** A component's defaults for {@link BackoffOptions} (all but `random`, which defaults to `Math.random`). */
+export interface BackoffDefaults {
+  readonly initialMs: number;
+  readonly maxMs: number;
+  readonly factor: number;
+  readonly jitter: number;
+}
 
 /**
- * Validates `options` (TypeError naming the bad value, prefixed with `where`, e.g. `'EtcdRegistrar'`) and returns
- * the delay function. `defaultMaxMs` is the component's default for `maxMs`.
+ * Defaults used when an option is left out and the component names no default of its own (the registrations'
+ * and leases'; watches use `maxMs: 10_000`, lb's `retry` `{ initialMs: 20, maxMs: 1000 }`).
+ */
+export const DEFAULT_BACKOFF: BackoffDefaults = Object.freeze({
+  initialMs: 100,
+  maxMs: 5000,
+  factor: 2,
+  jitter: 0.5,
+});
+
+/** The fields of {@link BackoffOptions}. */
+const BACKOFF_OPTIONS = ['initialMs', 'maxMs', 'factor', 'jitter', 'random'] as const;
+/** Names of other backoffs (lb's before it took this shape, p-retry's) and the field meant. */
+const BACKOFF_OPTION_HINTS = {
+  minDelayMs: 'initialMs',
+  maxDelayMs: 'maxMs',
+  randomize: 'jitter',
+  minTimeout: 'initialMs',
+  maxTimeout: 'maxMs',
+};
+
+/**
+ * Validates `options` (TypeError naming the bad value or unknown field, prefixed with `where`, e.g.
+ * `'EtcdRegistrar'`) and returns the delay function. `defaults` are the component's defaults, over
+ * {@link DEFAULT_BACKOFF} for the fields it leaves out; `maxMs` left out of `options` is at least `initialMs`.
  */
 export function createBackoff(
   options: BackoffOptions | undefined,
   where: string,
-  defaultMaxMs: number = DEFAULT_BACKOFF.maxMs,
+  defaults: Partial<BackoffDefaults> = DEFAULT_BACKOFF,
 ): Backoff {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw new TypeError(`${where}: backoff must be an object, got ${describeValue(options)}`);
@@ -58,10 +90,12 @@ export function createBackoff(
   if (options && 'multiplier' in options) {
     throw new TypeError(`${where}: backoff.multiplier is now called backoff.factor`);
   }
-  const initialMs = options?.initialMs ?? DEFAULT_BACKOFF.initialMs;
+  if (options) assertKnownOptions(`${where}: backoff`, options, BACKOFF_OPTIONS, BACKOFF_OPTION_HINTS);
+  const initialMs = options?.initialMs ?? defaults.initialMs ?? DEFAULT_BACKOFF.initialMs;
+  const defaultMaxMs = defaults.maxMs ?? DEFAULT_BACKOFF.maxMs;
   const maxMs = options?.maxMs ?? Math.max(defaultMaxMs, typeof initialMs === 'number' ? initialMs : 0);
-  const factor = options?.factor ?? DEFAULT_BACKOFF.factor;
-  const jitter = options?.jitter ?? DEFAULT_BACKOFF.jitter;
+  const factor = options?.factor ?? defaults.factor ?? DEFAULT_BACKOFF.factor;
+  const jitter = options?.jitter ?? defaults.jitter ?? DEFAULT_BACKOFF.jitter;
   const random = options?.random ?? Math.random;
   if (typeof initialMs !== 'number' || !Number.isFinite(initialMs) || initialMs <= 0) {
     throw new TypeError(

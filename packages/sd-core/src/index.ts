@@ -6,6 +6,7 @@
 
 export {
   type Backoff,
+  type BackoffDefaults,
   type BackoffOptions,
   createBackoff,
   DEFAULT_BACKOFF,

@@ -250,6 +250,29 @@ describe('MemoryRegistry: registrars', () => {
     expect(reg.state).toBe('registered');
   });
 
+  it('waits the same reregisterDelayMs after every loss in a row (default 100); 0 registers again at once', async () => {
+    const { clock, registry, logs } = setup();
+    const reg = registry.registrar({ key: 'svc/a', address: 'a:1' });
+    await reg.register();
+    for (let i = 0; i < 5; i++) {
+      registry.delete('svc/a');
+      clock.advance(99);
+      expect(reg.state).toBe('lost');
+      clock.advance(1);
+      expect(reg.state).toBe('registered');
+    }
+    expect(logs.filter((l) => l.level === 'warn').map((l) => l.obj.retryInMs)).toEqual([
+      100, 100, 100, 100, 100,
+    ]);
+    const quick = setup(0);
+    const other = quick.registry.registrar({ key: 'svc/b', address: 'b:1' });
+    await other.register();
+    quick.registry.delete('svc/b');
+    expect(other.state).toBe('lost');
+    quick.clock.advance(0);
+    expect(other.state).toBe('registered');
+  });
+
   it('goes lost when someone else overwrites its entry, and restores its own value', async () => {
     const { clock, registry } = setup();
     const reg = registry.registrar({ key: 'svc/a', address: 'a:1', ttlSeconds: 3 });

@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import { type Backoff, type BackoffDefaults, createBackoff } from './backoff.js';
 import { InstanceCache } from './instance-cache.js';
 import { assertKnownOptions } from './known-options.js';
 import { LatestSubject } from './latest-subject.js';
@@ -12,6 +13,17 @@ import {
   silentLogger,
   systemClock,
 } from './types.js';
+
+/**
+ * The wait of a registrar that lost its entry before it registers again: 100 ms each time, exact (the
+ * `reregisterDelayMs` option sets `initialMs` and `maxMs`).
+ */
+const REREGISTER_BACKOFF: BackoffDefaults = Object.freeze({
+  initialMs: 100,
+  maxMs: 100,
+  factor: 1,
+  jitter: 0,
+});
 
 /** Options of {@link MemoryRegistry}. */
 export interface MemoryRegistryOptions {
@@ -85,7 +97,8 @@ interface PrefixWatch {
 export class MemoryRegistry implements Disposable {
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #reregisterDelayMs: number;
+  /** The wait before registering again after a loss; undefined for `reregisterDelayMs: 0` (at once). */
+  readonly #reregister: Backoff | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #watches = new Set<PrefixWatch>();
   readonly #registrars = new Set<MemoryRegistrarImpl>();
@@ -96,7 +109,7 @@ export class MemoryRegistry implements Disposable {
     if (typeof options === 'object' && options !== null) {
       assertKnownOptions('MemoryRegistry', options, ['clock', 'logger', 'reregisterDelayMs']);
     }
-    const { clock, logger, reregisterDelayMs = 100 } = options;
+    const { clock, logger, reregisterDelayMs = REREGISTER_BACKOFF.initialMs } = options;
     if (clock !== undefined && (typeof clock?.setTimeout !== 'function' || typeof clock.now !== 'function')) {
       throw new TypeError('MemoryRegistry: clock must be a Clock (now, setTimeout)');
     }
@@ -114,7 +127,14 @@ export class MemoryRegistry implements Disposable {
     }
     this.#clock = clock ?? systemClock;
     this.#logger = logger ?? silentLogger;
-    this.#reregisterDelayMs = reregisterDelayMs;
+    this.#reregister =
+      reregisterDelayMs === 0
+        ? undefined
+        : createBackoff(
+            { initialMs: reregisterDelayMs, maxMs: reregisterDelayMs },
+            'MemoryRegistry',
+            REREGISTER_BACKOFF,
+          );
   }
 
   /** Whether {@link MemoryRegistry.close} was called. */
@@ -217,7 +237,7 @@ export class MemoryRegistry implements Disposable {
     const registrar = new MemoryRegistrarImpl(instance, ttlMs, {
       clock: this.#clock,
       logger: this.#logger,
-      reregisterDelayMs: this.#reregisterDelayMs,
+      reregister: this.#reregister,
       closed: () => this.#closed,
       claim: (r) => this.#claim(r, instance, ttlMs),
       touch: (r) => this.#touch(r, instance.key, ttlMs),
@@ -308,7 +328,8 @@ export class MemoryRegistry implements Disposable {
 interface RegistryLink {
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly reregisterDelayMs: number;
+  /** The wait before registering again after the n-th loss in a row (0-based); undefined: no wait. */
+  readonly reregister: Backoff | undefined;
   closed(): boolean;
   claim(registrar: MemoryRegistrarImpl): void;
   touch(registrar: MemoryRegistrarImpl): boolean;
@@ -331,6 +352,8 @@ class MemoryRegistrarImpl implements MemoryRegistrar {
   #ended: 'abandoned' | 'disposed' | 'registry closed' | undefined;
   #cancelHeartbeat: (() => void) | undefined;
   #cancelRetry: (() => void) | undefined;
+  /** Losses since the last `register()` / `deregister()` call: the attempt of the next re-registration's wait. */
+  #losses = 0;
 
   readonly state$: Observable<RegistrarState> = this.#subject.asObservable();
 
@@ -355,6 +378,7 @@ class MemoryRegistrarImpl implements MemoryRegistrar {
       );
     }
     this.#wanted = true;
+    this.#losses = 0;
     if (this.#state !== 'registered') this.#register();
     return Promise.resolve();
   }
@@ -362,6 +386,7 @@ class MemoryRegistrarImpl implements MemoryRegistrar {
   deregister(): Promise<void> {
     if (this.#ended !== undefined) return Promise.resolve();
     this.#wanted = false;
+    this.#losses = 0;
     this.#stopTimers();
     this.#link.release(this);
     this.#setState('deregistered');
@@ -383,15 +408,16 @@ class MemoryRegistrarImpl implements MemoryRegistrar {
   [lostEntry](): void {
     if (this.#ended !== undefined || !this.#wanted) return;
     this.#stopTimers();
+    const retryInMs = this.#link.reregister?.delay(this.#losses++) ?? 0;
     this.#link.logger.warn(
-      { key: this.key, retryInMs: this.#link.reregisterDelayMs },
+      { key: this.key, retryInMs },
       'sdkit MemoryRegistrar: registration lost; registering again',
     );
     this.#setState('lost');
     this.#cancelRetry = this.#link.clock.setTimeout(() => {
       this.#cancelRetry = undefined;
       if (this.#ended === undefined && this.#wanted && this.#state === 'lost') this.#register();
-    }, this.#link.reregisterDelayMs);
+    }, retryInMs);
   }
 
   /** Called by the registry's close(). */

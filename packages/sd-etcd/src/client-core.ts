@@ -6,7 +6,9 @@
  */
 import {
   assertKnownOptions,
+  type BackoffDefaults,
   type Clock,
+  createBackoff,
   holdUntilSettled,
   type Instancer,
   instancerForTarget,
@@ -169,6 +171,10 @@ export const DEFAULT_KEEPALIVE = Object.freeze({ timeMs: 10_000, timeoutMs: 5_00
 
 /** The key read by {@link EtcdClient.ready}'s round-trip (its value, if any, is ignored). */
 const READY_PROBE_KEY = encodeKey('__sdkit_ready_probe__');
+
+/** Between the round-trips of {@link EtcdClient.ready}: 50 ms doubling to 500 ms, exact (no jitter). */
+const READY_BACKOFF: BackoffDefaults = Object.freeze({ initialMs: 50, maxMs: 500, factor: 2, jitter: 0 });
+const readyBackoff = createBackoff(undefined, 'EtcdClient.ready', READY_BACKOFF);
 
 /** The option names every `createEtcdClient` takes. */
 export const BASE_CLIENT_OPTIONS = [
@@ -482,7 +488,7 @@ export class TransportClient implements EtcdClient {
             ),
           );
         }, this.dialTimeoutMs);
-        let backoff = 50;
+        let failures = 0;
         const attempt = (): void => {
           cancelRetry = undefined;
           if (settled) return;
@@ -553,8 +559,7 @@ export class TransportClient implements EtcdClient {
                 }
                 // Keep the most telling cause: an open circuit only says that earlier attempts failed.
                 if (kind !== 'circuit-open' || lastError === undefined) lastError = err;
-                cancelRetry = clock.setTimeout(attempt, backoff);
-                backoff = Math.min(backoff * 2, 500);
+                cancelRetry = clock.setTimeout(attempt, readyBackoff.delay(failures++));
               },
             );
         };

@@ -1,5 +1,12 @@
+import { FakeClock } from '@sdkit/sd-core/testing';
+import { GRPCUnavailableError } from 'etcd3';
 import { describe, expect, it } from 'vitest';
-import { createEtcdClient, type EtcdClientOptions, type EtcdHttpTransportOptions } from './client.js';
+import {
+  createEtcdClient,
+  defaultFaultHandling,
+  type EtcdClientOptions,
+  type EtcdHttpTransportOptions,
+} from './client.js';
 import { tlsHint } from './client-core.js';
 
 const ok = ['http://127.0.0.1:2379'];
@@ -119,5 +126,70 @@ describe("createEtcdClient({ transport: 'http' }) and TLS", () => {
       ' (TLS: etcd does not seem to serve TLS on this port; use an http:// endpoint)',
     );
     expect(tlsHint(new Error('connect ECONNREFUSED'), 'http')).toBe('');
+  });
+});
+
+describe('ready() between its round-trips', () => {
+  it('waits 50 ms doubling to 500 ms, exactly, on the injected clock', async () => {
+    const clock = new FakeClock();
+    const probes: number[] = [];
+    // Connection refused, over and over: a passing failure, retried until dialTimeoutMs.
+    const refused = (() => {
+      probes.push(clock.now());
+      return Promise.reject(new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }));
+    }) as unknown as typeof fetch;
+    const created = createEtcdClient({
+      transport: 'http',
+      endpoints: ok,
+      fetch: refused,
+      clock,
+      dialTimeoutMs: 2000,
+    });
+    const outcome = created.then(
+      () => 'ready',
+      (error: Error) => error.message,
+    );
+    while (clock.now() < 2000) {
+      await new Promise<void>((r) => setImmediate(r));
+      clock.advance((clock.nextTimerAt ?? 2000) - clock.now());
+    }
+    expect(await outcome).toMatch(/could not reach etcd at http:\/\/127\.0\.0\.1:2379 within 2000 ms/);
+    // Waits of 50, 100, 200, 400, then 500 each.
+    expect(probes).toEqual([0, 50, 150, 350, 750, 1250, 1750]);
+  });
+});
+
+describe("etcd3's fault handling (gRPC transport)", () => {
+  it('watch re-connects wait 200 ms doubling to 2000 ms, exactly', () => {
+    // What etcd3 uses of it: `duration`, and `next()` without a context.
+    interface Stepper {
+      readonly duration: number;
+      next(): Stepper;
+    }
+    const given = defaultFaultHandling(new FakeClock(), undefined).watchBackoff as unknown as Stepper;
+    // etcd3 steps once past the backoff it is given before its first wait.
+    const waits: number[] = [];
+    for (let b = given.next(); waits.length < 7; b = b.next()) waits.push(b.duration);
+    expect(waits).toEqual([200, 400, 800, 1600, 2000, 2000, 2000]);
+  });
+
+  it('a host that failed 3 times in a row is skipped for 1000 ms on the clock, then tried once', async () => {
+    const clock = new FakeClock();
+    const breaker = defaultFaultHandling(clock, undefined).host!('h1');
+    const down = (): Promise<never> => Promise.reject(new GRPCUnavailableError('down'));
+    for (let i = 0; i < 3; i++) await expect(breaker.execute(down)).rejects.toThrow('down');
+    await expect(breaker.execute(() => 'up')).rejects.toThrow(
+      /failed 3 times in a row; next attempt in 1000 ms/,
+    );
+    clock.advance(999);
+    await expect(breaker.execute(() => 'up')).rejects.toThrow(/next attempt in 1 ms/);
+    clock.advance(1);
+    await expect(breaker.execute(down)).rejects.toThrow('down'); // the trial fails: open again, as long
+    clock.advance(999);
+    await expect(breaker.execute(() => 'up')).rejects.toThrow(/next attempt in 1 ms/);
+    clock.advance(1);
+    await expect(breaker.execute(() => 'up')).resolves.toBe('up');
+    await expect(breaker.execute(down)).rejects.toThrow('down'); // closed: one failure does not open it
+    await expect(breaker.execute(() => 'up')).resolves.toBe('up');
   });
 });

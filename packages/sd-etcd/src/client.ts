@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Clock } from '@sdkit/sd-core';
+import { type Backoff, type BackoffDefaults, type Clock, createBackoff } from '@sdkit/sd-core';
 import { Etcd3, type IOptions, isRecoverableError, type Namespace } from 'etcd3';
 import {
   BASE_CLIENT_OPTIONS,
@@ -48,7 +48,7 @@ export interface EtcdClientOptions extends EtcdClientBaseOptions {
    * replaces this module's default for it. Defaults: per host, a circuit breaker that opens after 3 consecutive
    * connection failures and lets one trial call through after 1000 ms (etcd3's own waits 5000 ms, so a client
    * stayed blind for 5 s after etcd came back); globally, etcd3's 3 attempts over the shuffled hosts; watch
-   * re-connects back off 100 ms doubling to at most 2000 ms (etcd3's own grows to 30 s).
+   * re-connects back off 200 ms doubling to at most 2000 ms (etcd3's own grows to 30 s).
    */
   faultHandling?: IOptions['faultHandling'];
 }
@@ -214,8 +214,23 @@ function looksLikePath(source: string): boolean {
 
 /** Opens after this many consecutive connection failures of one host… */
 const BREAKER_THRESHOLD = 3;
-/** …and lets one trial call through after this long. */
-const BREAKER_HALF_OPEN_MS = 1000;
+/** …and lets one trial call through after this long: 1000 ms each time it opens, exact. */
+const BREAKER_HALF_OPEN_BACKOFF: BackoffDefaults = Object.freeze({
+  initialMs: 1000,
+  maxMs: 1000,
+  factor: 1,
+  jitter: 0,
+});
+/**
+ * Waits between etcd3's watch re-connects: 200 ms doubling to 2000 ms, exact. (etcd3 steps past the backoff it is
+ * given before its first wait, so the {@link EtcdBackoffAdapter} it gets starts one step before this.)
+ */
+const WATCH_RECONNECT_BACKOFF: BackoffDefaults = Object.freeze({
+  initialMs: 200,
+  maxMs: 2000,
+  factor: 2,
+  jitter: 0,
+});
 
 /** Thrown while a host's circuit is open; etcd3 recognises it by `isBrokenCircuitError` (cockatiel's duck type). */
 class BrokenCircuitError extends Error {
@@ -227,19 +242,23 @@ const noopEvent = (): { dispose(): void } => ({ dispose() {} });
 /**
  * A per-host circuit breaker with cockatiel's `IPolicy` shape (what etcd3 calls: `execute`): after
  * {@link BREAKER_THRESHOLD} consecutive recoverable (connection) failures it rejects calls at once, so etcd3 moves
- * on to the next host, until {@link BREAKER_HALF_OPEN_MS} have passed; then one trial call goes through and its
- * outcome closes or re-opens the circuit. Any answer from etcd, even an error, counts as success.
+ * on to the next host, until the half-open wait ({@link BREAKER_HALF_OPEN_BACKOFF}, on the clock; its attempt is
+ * the number of times the circuit re-opened since it last closed) has passed; then one trial call goes through and
+ * its outcome closes or re-opens the circuit. Any answer from etcd, even an error, counts as success.
  */
 class HostBreaker {
   readonly onSuccess = noopEvent;
   readonly onFailure = noopEvent;
   private failures = 0;
+  /** Times the circuit opened since it last closed. */
+  private opened = 0;
   private openUntil = 0;
   private trialInFlight = false;
 
   constructor(
     private readonly host: string,
     private readonly clock: Clock,
+    private readonly halfOpen: Backoff,
   ) {}
 
   async execute<T>(
@@ -260,13 +279,17 @@ class HostBreaker {
     try {
       const value = await fn({ signal: signal ?? new AbortController().signal });
       this.failures = 0;
+      this.opened = 0;
       return value;
     } catch (err) {
       if (err instanceof Error && isRecoverableError(err)) {
         this.failures++;
-        if (this.failures >= BREAKER_THRESHOLD) this.openUntil = this.clock.now() + BREAKER_HALF_OPEN_MS;
+        if (this.failures >= BREAKER_THRESHOLD) {
+          this.openUntil = this.clock.now() + this.halfOpen.delay(this.opened++);
+        }
       } else {
         this.failures = 0;
+        this.opened = 0;
       }
       throw err;
     } finally {
@@ -275,26 +298,40 @@ class HostBreaker {
   }
 }
 
-/** Watch re-connect backoff (cockatiel `IBackoff` shape): 100 ms doubling to 2000 ms. */
-class CappedBackoff {
-  constructor(readonly duration = 100) {}
-  next(): CappedBackoff {
-    return new CappedBackoff(Math.min(this.duration * 2, 2000));
+/**
+ * An sd-core {@link Backoff} in cockatiel's `IBackoff` shape, which etcd3 takes for its watch re-connects:
+ * `duration` is the wait of retry `attempt`, `next()` the backoff after it. etcd3 calls `next()` on the one it is
+ * given before its first wait (and again whenever a watch is answered), so the one given starts at attempt −1 and
+ * the first wait is `delay(0)`. etcd3 times these waits with its own `setTimeout`, not with the client's clock.
+ */
+class EtcdBackoffAdapter {
+  readonly duration: number;
+  constructor(
+    private readonly backoff: Backoff,
+    private readonly attempt = -1,
+  ) {
+    this.duration = backoff.delay(attempt);
+  }
+  next(): EtcdBackoffAdapter {
+    return new EtcdBackoffAdapter(this.backoff, this.attempt + 1);
   }
 }
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
 
-function defaultFaultHandling(clock: Clock, overrides: IOptions['faultHandling']): FaultHandling {
+/** etcd3's fault handling of a client on `clock`: this module's defaults, each one replaced by an override given. @internal */
+export function defaultFaultHandling(clock: Clock, overrides: IOptions['faultHandling']): FaultHandling {
+  const halfOpen = createBackoff(undefined, 'createEtcdClient (host breaker)', BREAKER_HALF_OPEN_BACKOFF);
+  const reconnect = createBackoff(undefined, 'createEtcdClient (watch re-connects)', WATCH_RECONNECT_BACKOFF);
   const result: FaultHandling = {
     host:
       overrides?.host ??
-      (((hostname: string) => new HostBreaker(hostname, clock)) as unknown as NonNullable<
+      (((hostname: string) => new HostBreaker(hostname, clock, halfOpen)) as unknown as NonNullable<
         FaultHandling['host']
       >),
     watchBackoff:
       overrides?.watchBackoff ??
-      (new CappedBackoff() as unknown as NonNullable<FaultHandling['watchBackoff']>),
+      (new EtcdBackoffAdapter(reconnect) as unknown as NonNullable<FaultHandling['watchBackoff']>),
   };
   if (overrides?.global) result.global = overrides.global;
   return result;

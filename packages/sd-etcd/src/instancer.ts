@@ -1,8 +1,10 @@
 import {
   assertKnownOptions,
+  type BackoffDefaults,
   type BackoffOptions,
   type Clock,
   createBackoff,
+  DEFAULT_BACKOFF,
   type Instance,
   InstanceCache,
   type Instancer,
@@ -67,8 +69,8 @@ function warnPrefixWithoutSlash(prefix: string, logger: Logger | undefined): voi
     );
 }
 
-/** The instancer's default `backoff.maxMs`: a watch retries up to every 10 s while etcd fails. */
-const WATCH_MAX_BACKOFF_MS = 10_000;
+/** The instancer's backoff defaults: 100 ms doubling, jittered; a watch retries up to every 10 s while etcd fails. */
+const WATCH_BACKOFF: BackoffDefaults = Object.freeze({ ...DEFAULT_BACKOFF, maxMs: 10_000 });
 
 /**
  * go-kit's etcdv3 Instancer, done incrementally: follows every key under `prefix` and emits the instances their
@@ -150,7 +152,7 @@ export class EtcdInstancer implements Instancer {
     if (codec === null || typeof codec !== 'object' || typeof codec.decode !== 'function') {
       throw new TypeError(`EtcdInstancer: codec must be a Codec (see codecs), got ${describeValue(codec)}`);
     }
-    const backoff = createBackoff(options.backoff, 'EtcdInstancer', WATCH_MAX_BACKOFF_MS);
+    const backoff = createBackoff(options.backoff, 'EtcdInstancer', WATCH_BACKOFF);
     const given = options.logger ?? (client.logger === silentLogger ? undefined : client.logger);
     warnPrefixWithoutSlash(prefix, given);
     const logger = given ?? silentLogger;

@@ -124,6 +124,35 @@ describe('createKubernetesClient', () => {
     );
   });
 
+  it('between round-trips that meet a 5xx it waits 50 ms doubling to 1000 ms, exactly, on the injected clock', async () => {
+    const clock = new FakeClock();
+    const probes: number[] = [];
+    const unavailable = createServer((_req, res) => {
+      probes.push(clock.now());
+      res.writeHead(503, { 'Content-Type': 'application/json' });
+      res.end('{"kind":"Status","code":503}');
+    });
+    await new Promise<void>((r) => unavailable.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => unavailable.close(r)));
+    const port = (unavailable.address() as AddressInfo).port;
+    const kubeconfig = writeKubeconfig(dir(), { server: `http://127.0.0.1:${port}` });
+    const pending = rejection(createKubernetesClient({ kubeconfig, clock, dialTimeoutMs: 3000 }));
+    // Each round-trip is real I/O: once it has been answered and the retry is set (the only timer due before the
+    // dial timeout; the request's own timeout is due with it), the clock moves on to the retry.
+    for (let answered = 1; answered <= 6; answered++) {
+      await eventually(
+        async () => probes.length >= answered && clock.nextTimerAt! < 3000,
+        `the retry after probe ${answered}`,
+      );
+      clock.advance(clock.nextTimerAt! - clock.now());
+    }
+    await eventually(async () => probes.length >= 7, 'probe 7');
+    clock.advance(3000 - clock.now());
+    expect((await pending).reason).toBe('unreachable');
+    // Waits of 50, 100, 200, 400, 800, then 1000.
+    expect(probes).toEqual([0, 50, 150, 350, 750, 1550, 2550]);
+  });
+
   it("rejects 'unauthorized' at once on a 401, and accepts a 403 (authenticated, RBAC reported later)", async () => {
     const server = await fakeServer();
     server.tokens = new Map([['good', 'alice']]);

@@ -1,8 +1,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import {
   assertKnownOptions,
+  type BackoffDefaults,
   type BackoffOptions,
   type Clock,
+  createBackoff,
   holdUntilSettled,
   type Instancer,
   instancerForTarget,
@@ -149,6 +151,9 @@ const DEFAULT_DIAL_TIMEOUT_MS = 5000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** The discovery document is a few kB; a bound keeps a misbehaving server from filling memory. */
 const MAX_DISCOVERY_BYTES = 4 * 1024 * 1024;
+/** Between the round-trips of {@link KubernetesClient.ready}: 50 ms doubling to 1000 ms, exact (no jitter). */
+const PROBE_BACKOFF: BackoffDefaults = Object.freeze({ initialMs: 50, maxMs: 1000, factor: 2, jitter: 0 });
+const probeBackoff = createBackoff(undefined, 'KubernetesClient.ready', PROBE_BACKOFF);
 
 /**
  * Creates a client of the Kubernetes API server that the options (or the environment) name, and resolves once it
@@ -313,12 +318,11 @@ class Client implements KubernetesClient {
           ),
         );
       }, this.dialTimeoutMs);
-      let backoff = 50;
+      let failures = 0;
       const retry = (message: string, cause: unknown): void => {
         lastError = message;
         lastCause = cause;
-        cancelRetry = this.clock.setTimeout(attempt, backoff);
-        backoff = Math.min(backoff * 2, 1000);
+        cancelRetry = this.clock.setTimeout(attempt, probeBackoff.delay(failures++));
       };
       const attempt = async (): Promise<void> => {
         cancelRetry = undefined;

@@ -1,8 +1,10 @@
 import {
   assertKnownOptions,
+  type BackoffDefaults,
   type BackoffOptions,
   type Clock,
   createBackoff,
+  DEFAULT_BACKOFF,
   InstanceCache,
   type Instancer,
   type InstancerEvent,
@@ -88,8 +90,8 @@ const OPTION_HINTS = {
   idleTimeoutMs: 'watchIdleTimeoutMs',
 };
 
-/** The instancer's default `backoff.maxMs`. */
-const MAX_BACKOFF_MS = 10_000;
+/** The instancer's backoff defaults: 100 ms doubling to 10 s, jittered. */
+const WATCH_BACKOFF: BackoffDefaults = Object.freeze({ ...DEFAULT_BACKOFF, maxMs: 10_000 });
 const DEFAULT_PAGE_SIZE = 500;
 const DEFAULT_WATCH_TIMEOUT_SECONDS = 300;
 const DEFAULT_WATCH_IDLE_TIMEOUT_MS = 90_000;
@@ -204,7 +206,7 @@ export class KubernetesInstancer implements Instancer {
       'watchIdleTimeoutMs',
       DEFAULT_WATCH_IDLE_TIMEOUT_MS,
     );
-    const backoff = createBackoff(options.backoff, 'KubernetesInstancer', MAX_BACKOFF_MS);
+    const backoff = createBackoff(options.backoff, 'KubernetesInstancer', WATCH_BACKOFF);
     const logger = options.logger ?? client.logger ?? silentLogger;
     const clock = options.clock ?? client.clock;
     if (typeof clock?.setTimeout !== 'function') {

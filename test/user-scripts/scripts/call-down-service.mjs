@@ -11,7 +11,7 @@ const endpoints = endpointer(instancer, (instance) => ({
     return res.text();
   },
 }));
-const call = retry(roundRobin(endpoints), { maxAttempts: 3, timeoutMs: 5_000, backoff: { minDelayMs: 200 } });
+const call = retry(roundRobin(endpoints), { maxAttempts: 3, timeoutMs: 5_000, backoff: { initialMs: 400 } });
 try {
   await call('/');
   console.log('unexpected: the call succeeded');
