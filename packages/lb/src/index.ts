@@ -7,6 +7,7 @@
  */
 export type { Balancer, EndpointSource, PickContext } from './balancer.js';
 export { CallMeter, type CallMeterOptions, type CallOutcome, type EndpointLoad } from './call-meter.js';
+export type { EntrySource } from './entry-source.js';
 export {
   NoEndpointsError,
   RetryError,
@@ -14,6 +15,7 @@ export {
   type RetryGiveUpReason,
   TimeoutError,
 } from './errors.js';
+export { type MaglevOptions, maglev } from './maglev.js';
 export {
   type EjectedEndpoint,
   type EjectionReason,
@@ -28,4 +30,7 @@ export { type PeakEwmaOptions, peakEwma } from './peak-ewma.js';
 export { type RandomOptions, random } from './random.js';
 export { type BackoffOptions, type RetryInfo, type RetryOptions, retry } from './retry.js';
 export { type RetryBudget, type RetryBudgetOptions, retryBudget } from './retry-budget.js';
+export { type RingHashOptions, ringHash } from './ring-hash.js';
 export { roundRobin } from './round-robin.js';
+export { type WeightedOptions, weighted } from './weighted.js';
+export { type ZoneAwareOptions, type ZoneAwareSource, type ZoneRouting, zoneAware } from './zone-aware.js';
