@@ -6,6 +6,7 @@ import type { MemoryResult } from './memory.js';
 import type { PerChangeResult } from './per-change.js';
 import type { PickResult, PipelineResult } from './picks.js';
 import type { PropagationResult } from './propagation.js';
+import type { TailLatencyResult } from './tail-latency.js';
 
 /** One goal and how the run did against it. */
 export interface Goal {
@@ -24,6 +25,8 @@ interface Figures {
   readonly memory: MemoryResult;
   readonly kubePropagation: readonly KubePropagationResult[];
   readonly kubeMemory: KubeMemoryResult;
+  /** Absent when the tail-latency section did not run. */
+  readonly tailLatency?: TailLatencyResult;
 }
 
 /** Bytes per pick below which a pick counts as allocation-free (measurement noise over 100 000 picks). */
@@ -77,6 +80,10 @@ export function evaluateGoals(f: Figures): Goal[] {
     ['random (unseeded)', 25],
     ['p2c', 50],
     ['peakEwma', 150],
+    ['weighted', 50],
+    ['ringHash', 200],
+    ['maglev', 200],
+    ['roundRobin(zoneAware)', 25],
   ] as const) {
     const p = f.picks.find((r) => r.balancer === balancer && r.endpoints === 1_000);
     goals.push({
@@ -114,7 +121,44 @@ export function evaluateGoals(f: Figures): Goal[] {
     measured: `${x(f.kubeMemory.totalBytesPerEndpoint, 0)} B just listed, ${x(f.kubeMemory.rewrittenBytesPerEndpoint, 0)} B once every slice was rewritten, at ${f.kubeMemory.endpoints}`,
     met: Number.isFinite(kubeHeld) ? kubeHeld <= 1024 : null,
   });
+  goals.push(...tailLatencyGoals(f.tailLatency));
   return goals;
+}
+
+/** The goals of issue 14's tail-latency benchmark (real HTTP servers; see tail-latency.ts). */
+function tailLatencyGoals(t: TailLatencyResult | undefined): Goal[] {
+  const x = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+  const rows = (id: string) => t?.scenarios.find((s) => s.id === id)?.rows ?? [];
+  const plain = (balancer: string) =>
+    rows('slow').find(
+      (r) => r.spec.balancer === balancer && !r.spec.ejection && !r.spec.zoneAware && !r.spec.retry,
+    );
+  const ewma = plain('peakEwma');
+  const rr = plain('roundRobin');
+  const ejecting = rows('failing').filter((r) => r.spec.ejection && r.badShareWindow !== undefined);
+  const outage = rows('outage');
+  const budgeted = outage.filter((r) => r.spec.retry === 'budget');
+  const unbudgeted = outage.filter((r) => r.spec.retry === 'plain');
+  return [
+    {
+      goal: "tail latency, one of ten instances 10× slower: peakEwma's p99 ≤ ⅓ of roundRobin's",
+      measured: ewma && rr ? `${x(ewma.p99, 1)} ms vs ${x(rr.p99, 1)} ms (${x(ewma.p99 / rr.p99)}×)` : 'n/a',
+      met: ewma && rr ? ewma.p99 <= rr.p99 / 3 : null,
+    },
+    {
+      goal: 'tail latency, one instance failing half its calls: with outlierEjection it gets ≤ 5 % of the requests in the first 10 s (every balancer)',
+      measured: ejecting.map((r) => `${r.strategy} ${x(100 * r.badShareWindow!, 1)} %`).join(', ') || 'n/a',
+      met: ejecting.length > 0 ? ejecting.every((r) => r.badShareWindow! <= 0.05) : null,
+    },
+    {
+      goal: 'tail latency, full outage: retry with a retryBudget keeps load amplification ≤ 1.2× (plain retry: up to maxAttempts×)',
+      measured:
+        budgeted.length > 0
+          ? `with budget ${budgeted.map((r) => `${x(r.amplification)}×`).join(', ')}; plain ${unbudgeted.map((r) => `${x(r.amplification)}×`).join(', ')}`
+          : 'n/a',
+      met: budgeted.length > 0 ? budgeted.every((r) => r.amplification <= 1.2) : null,
+    },
+  ];
 }
 
 /** Markdown table lines for {@link evaluateGoals}' result. */

@@ -18,6 +18,8 @@ import { benchPerChange } from './per-change.js';
 import { benchPicks, benchPipeline } from './picks.js';
 import { benchPropagation, propagationPrefix } from './propagation.js';
 import { benchRegistration } from './registration.js';
+import { benchTailLatency } from './tail-latency.js';
+import { tailLatencyTables } from './tail-latency-report.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
@@ -40,6 +42,10 @@ const memory = await benchMemory(quick ? 10_000 : 100_000);
 say(`memory done (${elapsed()})`);
 const perChange = benchPerChange([10, 1_000, 10_000, 100_000], quick);
 say(`work per change done (${elapsed()})`);
+// Before etcd starts: the HTTP servers and clients have the two cores to themselves. The plots go next to
+// latest.md (docs/balancing/ holds the copies docs/balancing.md shows).
+const tailLatency = await benchTailLatency(quick, join(resultsDir, 'balancing'), say);
+say(`tail latency done (${elapsed()})`);
 
 const env = await startBenchEtcd();
 let etcd: Awaited<ReturnType<typeof runEtcdBenches>>;
@@ -127,6 +133,7 @@ const goals = evaluateGoals({
   memory,
   kubePropagation: kubernetes.propagation,
   kubeMemory: kubernetes.memory,
+  tailLatency,
 });
 const results = {
   machine,
@@ -140,6 +147,7 @@ const results = {
   memory,
   coldStart,
   kubernetes,
+  tailLatency,
 };
 
 const fmt = (n: number, d = 1) => (Number.isNaN(n) ? 'n/a' : n.toFixed(d));
@@ -164,6 +172,9 @@ const md = [
   `| retry(roundRobin(endpointer)) | ${fmt(pipeline.pipelineNs)} |`,
   `| overhead | ${fmt(pipeline.overheadNs)} (${fmt(pipeline.pipelineNs / pipeline.directNs, 2)}×) |`,
   '',
+  '### Tail latency through each balancing strategy (real HTTP servers on loopback)',
+  '',
+  ...tailLatencyTables(tailLatency),
   '### Work per change (in process, no etcd)',
   '',
   'One put or delete per event into a set of N instances. µs per change, median of runs.',

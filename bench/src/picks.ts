@@ -1,5 +1,18 @@
-import { type Balancer, CallMeter, p2c, peakEwma, random, retry, roundRobin } from '@sdkit/lb';
-import type { Endpoint } from '@sdkit/sd-core';
+import {
+  type Balancer,
+  CallMeter,
+  maglev,
+  type PickContext,
+  p2c,
+  peakEwma,
+  random,
+  retry,
+  ringHash,
+  roundRobin,
+  weighted,
+  zoneAware,
+} from '@sdkit/lb';
+import type { Endpoint, EndpointEntry } from '@sdkit/sd-core';
 import { bytesPerCall, nsPerAsyncOp, nsPerCall } from './measure.js';
 
 /** One row of the pick benchmark. */
@@ -31,7 +44,48 @@ function measuredSource(n: number) {
   return { meter, source: { endpoints: () => endpoints } };
 }
 
-const balancers: Record<string, (n: number) => Balancer<number, number>> = {
+/**
+ * `n` entries (what weighted, the hashing balancers and zoneAware read) with keys like a discovery source's
+ * (`10.0.1.7:8080`, flat strings) and `metadata(i)`.
+ */
+function entrySource(n: number, metadata: (i: number) => Record<string, unknown>) {
+  const keys: string[] = JSON.parse(
+    JSON.stringify(
+      Array.from({ length: n }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:8080`),
+    ),
+  );
+  const entries: readonly EndpointEntry<number, number>[] = Object.freeze(
+    keys.map((key, i) =>
+      Object.freeze({
+        key,
+        instance: Object.freeze({ key, address: key, metadata: metadata(i) }),
+        endpoint: noop,
+      }),
+    ),
+  );
+  const endpoints = Object.freeze(entries.map((entry) => entry.endpoint));
+  return { endpoints: () => endpoints, entries: () => entries };
+}
+
+/** What the pick benchmark times: `endpoint()` called without arguments. */
+interface Pickable {
+  endpoint(): unknown;
+}
+
+/**
+ * A hashing balancer picked with a hash key per call, as `retry`'s `pickContext` passes it: 1 024 distinct keys
+ * (`user-<n>`), made beforehand, taken in turn, so that the pick's own cost (hash + lookup) is measured over varied
+ * keys rather than one cached path. The wrapper adds a call and an increment.
+ */
+function keyed(balancer: Balancer<number, number>): Pickable {
+  const contexts: readonly PickContext[] = Array.from({ length: 1_024 }, (_, i) => ({
+    hashKey: `user-${(i * 2_654_435_761) % 1_000_000}`,
+  }));
+  let next = 0;
+  return { endpoint: () => balancer.endpoint(contexts[next++ & 1_023]) };
+}
+
+const balancers: Record<string, (n: number) => Pickable> = {
   roundRobin: (n) => roundRobin(fixedSource(n)),
   random: (n) => random(fixedSource(n), { seed: 42 }),
   'random (unseeded)': (n) => random(fixedSource(n)),
@@ -43,6 +97,40 @@ const balancers: Record<string, (n: number) => Balancer<number, number>> = {
     const { meter, source } = measuredSource(n);
     return peakEwma(source, { meter, seed: 42 });
   },
+  // Weights 1 … 10 from metadata: the endpoints of one weight share a place in the heap.
+  weighted: (n) =>
+    weighted(
+      entrySource(n, (i) => ({ weight: 1 + (i % 10) })),
+      { seed: 42 },
+    ),
+  // The worst case: every weight different, a heap of n.
+  'weighted (n distinct weights)': (n) =>
+    weighted(
+      entrySource(n, (i) => ({ weight: 1 + i })),
+      { seed: 42 },
+    ),
+  ringHash: (n) =>
+    keyed(
+      ringHash(
+        entrySource(n, () => ({})),
+        { seed: 42 },
+      ),
+    ),
+  maglev: (n) =>
+    keyed(
+      maglev(
+        entrySource(n, () => ({})),
+        { seed: 42 },
+      ),
+    ),
+  // Three zones; the caller's holds its share, so it keeps its calls (a third of the set).
+  'roundRobin(zoneAware)': (n) =>
+    roundRobin(
+      zoneAware(
+        entrySource(n, (i) => ({ zone: `z${i % 3}` })),
+        { zone: 'z0', seed: 42 },
+      ),
+    ),
 };
 
 /** ns and bytes per pick of every balancer at each size. */
