@@ -34,7 +34,7 @@ say(`sdkit benchmarks${quick ? ' (quick)' : ''} — node ${process.version}, ${o
 
 const started = process.hrtime.bigint();
 const elapsed = () => `${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(1)} s`;
-const picks = benchPicks([10, 1_000, 10_000], quick);
+const picks = await benchPicks([10, 1_000, 10_000], quick);
 say(`picks done (${elapsed()})`);
 const pipeline = await benchPipeline(quick);
 say(`pipeline done (${elapsed()})`);

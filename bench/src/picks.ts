@@ -30,7 +30,10 @@ function fixedSource(n: number) {
   return { endpoints: () => endpoints };
 }
 
-/** `n` distinct endpoints measured by a fresh CallMeter (what p2c and peakEwma read), idle. */
+/**
+ * `n` distinct endpoints measured by a fresh CallMeter (what p2c and peakEwma read), idle, each called once (as
+ * endpoints in service have answered before; {@link benchPicks} lets those calls settle before it measures).
+ */
 function measuredSource(n: number) {
   const meter = new CallMeter();
   const factory = meter.measure<number, number>(() => ({ endpoint: noop }));
@@ -41,6 +44,7 @@ function measuredSource(n: number) {
         (factory({ key: String(i), address: `h${i}:1` }) as { endpoint: Endpoint<number, number> }).endpoint,
     ),
   );
+  for (const endpoint of endpoints) void endpoint(0);
   return { meter, source: { endpoints: () => endpoints } };
 }
 
@@ -134,13 +138,14 @@ const balancers: Record<string, (n: number) => Pickable> = {
 };
 
 /** ns and bytes per pick of every balancer at each size. */
-export function benchPicks(sizes: readonly number[], quick: boolean): PickResult[] {
+export async function benchPicks(sizes: readonly number[], quick: boolean): Promise<PickResult[]> {
   const iterations = quick ? 200_000 : 2_000_000;
   const runs = quick ? 5 : 11;
   const out: PickResult[] = [];
   for (const n of sizes) {
     for (const [name, make] of Object.entries(balancers)) {
       const b = make(n);
+      await new Promise<void>((resolve) => setImmediate(resolve)); // the measured endpoints' first calls settle
       out.push({
         balancer: name,
         endpoints: n,

@@ -78,22 +78,22 @@ class EndpointStats implements EndpointLoad {
   consecutiveFailures = 0;
   calls = 0;
   failures = 0;
-  /** The average as of {@link #stamp}. */
-  #average: number;
-  /** When {@link #average} was last updated; `undefined` until the first answer (the default does not decay). */
-  #stamp: number | undefined;
+  /** The average as of {@link stamp}. @internal */
+  average: number;
+  /** When {@link average} was last updated; `undefined` until the first answer (the default does not decay). @internal */
+  stamp: number | undefined;
 
   constructor(
     readonly instance: Instance,
     readonly meter: CallMeter,
   ) {
-    this.#average = meter.defaultLatencyMs;
+    this.average = meter.defaultLatencyMs;
   }
 
   latencyMs(now = this.meter.clock.now()): number {
-    if (this.#stamp === undefined) return this.#average;
-    const elapsed = now - this.#stamp;
-    return elapsed > 0 ? this.#average * Math.exp(-elapsed / this.meter.decayMs) : this.#average;
+    if (this.stamp === undefined) return this.average;
+    const elapsed = now - this.stamp;
+    return elapsed > 0 ? this.average * Math.exp(-elapsed / this.meter.decayMs) : this.average;
   }
 
   cost(now?: number): number {
@@ -114,12 +114,12 @@ class EndpointStats implements EndpointLoad {
     } else this.consecutiveFailures = 0;
     // Peak-sensitive EWMA: a slower answer is taken at once, a faster one weighs in with the decay time.
     const decayed = this.latencyMs(now);
-    if (this.#stamp === undefined || latency > decayed) this.#average = latency;
+    if (this.stamp === undefined || latency > decayed) this.average = latency;
     else {
-      const w = Math.exp(-(now - this.#stamp) / this.meter.decayMs);
-      this.#average = decayed * w + latency * (1 - w);
+      const w = Math.exp(-(now - this.stamp) / this.meter.decayMs);
+      this.average = decayed * w + latency * (1 - w);
     }
-    this.#stamp = now;
+    this.stamp = now;
     this.meter.notify(endpoint, this, failed ? toError(error) : undefined, latency);
   }
 }
@@ -260,6 +260,29 @@ export class CallMeter {
     measured[STATS] = stats;
     return made.close === undefined ? { endpoint: measured } : { endpoint: measured, close: made.close };
   }
+}
+
+/**
+ * @internal Whether `b` costs less than `a` now, as {@link EndpointLoad.cost} compares them. While both have
+ * answered at least once the clock is not read: both averages decay by the same factor from now, so comparing
+ * `average × (inFlight + 1)` with the decay between their stamps gives the same order (reading the clock on every
+ * pick allocated; the one difference: the penalty of a busy endpoint whose average decayed to exactly 0 does not
+ * apply here). An endpoint no meter measured costs `fallbackMs`.
+ */
+export function cheaper(
+  a: Endpoint<never, unknown>,
+  b: Endpoint<never, unknown>,
+  clock: Clock,
+  fallbackMs: number,
+): boolean {
+  const sa = (a as Measured)[STATS];
+  const sb = (b as Measured)[STATS];
+  if (sa !== undefined && sb !== undefined && sa.stamp !== undefined && sb.stamp !== undefined) {
+    const decay = Math.exp((sb.stamp - sa.stamp) / sa.meter.decayMs);
+    return sb.average * (sb.inFlight + 1) * decay < sa.average * (sa.inFlight + 1);
+  }
+  const now = clock.now();
+  return (sb === undefined ? fallbackMs : sb.cost(now)) < (sa === undefined ? fallbackMs : sa.cost(now));
 }
 
 /** The statistics of a measured endpoint, or `undefined`. @internal */

@@ -1,7 +1,7 @@
-import type { Endpoint } from '@sdkit/sd-core';
 import type { Balancer, EndpointSource } from './balancer.js';
-import { statsOf } from './call-meter.js';
-import { checkedDraw, type P2cOptions, twoChoices } from './p2c.js';
+import { noEndpoints, readyOf } from './balancer.js';
+import { cheaper } from './call-meter.js';
+import { checkedDraw, type P2cOptions } from './p2c.js';
 
 /** Options of {@link peakEwma}: the meter that measured the endpoints (its decay time and default latency apply). */
 export type PeakEwmaOptions = P2cOptions;
@@ -14,8 +14,8 @@ export type PeakEwmaOptions = P2cOptions;
  * `defaultLatencyMs` (30 ms), neither shunned nor flooded.
  *
  * Costs come from the `meter` that measured the endpoints (`endpointer(instancer, meter.measure(factory))`); an
- * endpoint it did not measure costs the default latency. Allocates nothing per pick; reads the meter's clock once
- * per pick.
+ * endpoint it did not measure costs the default latency. Allocates nothing per pick; reads the meter's clock only
+ * while one of the two drawn endpoints has not answered yet.
  *
  * @throws TypeError if `endpointer` has no `endpoints()`, `meter` is not a CallMeter, or `seed` is invalid.
  */
@@ -27,14 +27,19 @@ export function peakEwma<Req, Res>(
   const { meter } = options;
   const clock = meter.clock;
   const fallback = meter.defaultLatencyMs;
-  let now = 0;
-  const cost = (endpoint: Endpoint<Req, Res>): number => statsOf(endpoint)?.cost(now) ?? fallback;
-  const inner = twoChoices(endpointer, draw, cost);
   return {
-    endpoint(context) {
-      now = clock.now();
-      return inner.endpoint(context);
+    endpoint() {
+      const endpoints = endpointer.endpoints();
+      const n = endpoints.length;
+      if (n === 0) throw noEndpoints(endpointer);
+      if (n === 1) return endpoints[0]!;
+      const i = draw(n);
+      let j = draw(n - 1);
+      if (j >= i) j++;
+      const a = endpoints[i]!;
+      const b = endpoints[j]!;
+      return cheaper(a, b, clock, fallback) ? b : a;
     },
-    ...(inner.ready ? { ready: inner.ready } : {}),
+    ...readyOf(endpointer),
   };
 }
