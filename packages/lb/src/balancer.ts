@@ -2,13 +2,15 @@ import type { Endpoint, Endpointer } from '@sdkit/sd-core';
 import { NoEndpointsError } from './errors.js';
 
 /**
- * What a {@link Balancer} reads: any {@link Endpointer} fits. `endpoints()` is read on every pick, so a balancer
- * always sees the current set and needs no subscription or cleanup; `ready()` and `emptyReason()`, when the
- * source has them, let {@link Balancer.ready} wait for the first set and let {@link NoEndpointsError} say why the
- * set is empty.
+ * What a {@link Balancer} reads: any {@link Endpointer} fits. The set is read on every pick, so a balancer always
+ * sees the current set and needs no subscription or cleanup: its `snapshot()` when the source has one (sd-core's
+ * Endpointer does: a change of the set then costs the pick after it O(√n)-sized work instead of a copy of the
+ * whole set), else `endpoints()`. Whether the source has `snapshot()` is decided once, when the balancer is made.
+ * `ready()` and `emptyReason()`, when the source has them, let {@link Balancer.ready} wait for the first set and
+ * let {@link NoEndpointsError} say why the set is empty.
  */
 export type EndpointSource<Req = unknown, Res = unknown> = Pick<Endpointer<Req, Res>, 'endpoints'> &
-  Partial<Pick<Endpointer<Req, Res>, 'ready' | 'emptyReason'>>;
+  Partial<Pick<Endpointer<Req, Res>, 'ready' | 'emptyReason' | 'snapshot'>>;
 
 /**
  * What a call tells the balancer about itself, for strategies that pick by request (consistent hashing picks by

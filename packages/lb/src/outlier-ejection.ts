@@ -3,6 +3,7 @@ import {
   type Clock,
   type Endpoint,
   type EndpointEntry,
+  type EndpointSnapshot,
   type Instance,
   type Logger,
   silentLogger,
@@ -151,6 +152,14 @@ export interface OutlierEjector<Req = unknown, Res = unknown> extends Disposable
    * `entries()[i].endpoint === endpoints()[i]`); frozen, the same array until either changes.
    */
   entries?(): readonly EndpointEntry<Req, Res>[];
+  /**
+   * When the source has `snapshot()` (sd-core's Endpointer does): the set of {@link endpoints} as an immutable
+   * snapshot, what balancers read — the source's own snapshot while nothing is ejected (or in panic), else a view
+   * of it without the ejected endpoints (O(log e) per index for e ejected). The same object until the source's
+   * snapshot, the ejected set or the panic state changes. Through it, a change of the source costs O(e log n)
+   * here instead of O(n), and `endpoints()` / `entries()` are built (O(n)) only when read.
+   */
+  snapshot?(): EndpointSnapshot<Req, Res>;
   /** The source's `ready()`, when it has one. */
   ready?(options?: { readonly signal?: AbortSignal }): Promise<void>;
   /**
@@ -246,8 +255,10 @@ interface Settings {
  * Ejections, returns and panics are logged and reported to {@link OutlierEjector.onEvent} listeners;
  * {@link OutlierEjector.ejected} lists the ejected endpoints. `endpoints()` costs the source's `endpoints()` plus,
  * while an endpoint is ejected, one clock read; it allocates nothing unless the set changed. A change of the
- * source's array costs O(n) at the next read while any endpoint has counts. `close()` stops listening to the
- * meter.
+ * source's array costs O(n) at the next read while any endpoint has counts. When the source has `snapshot()`,
+ * the ejector follows that instead and offers its own `snapshot()` (balancers read it): a change of the source
+ * then costs O(k log n) for the k endpoints with counts, and the arrays are built only when read. `close()` stops
+ * listening to the meter.
  *
  * @throws TypeError if `source` has no `endpoints()`, `meter` is not a CallMeter, or an option is unknown or
  *   invalid (naming it).
@@ -293,6 +304,7 @@ export function outlierEjection<Req, Res>(
     [Symbol.dispose]: () => ejector.close(),
   };
   if (typeof source.entries === 'function') api.entries = () => ejector.entries();
+  if (typeof source.snapshot === 'function') api.snapshot = () => ejector.snapshot();
   const ready = source.ready;
   if (typeof ready === 'function') api.ready = (readyOptions) => ready.call(source, readyOptions);
   return api;
@@ -416,13 +428,26 @@ class Ejector<Req, Res> {
   #ejected: EndpointState[] = [];
   /** The earliest `until` of {@link #ejected}. */
   #nextReturnAt = Number.POSITIVE_INFINITY;
-  /** The source's array as last seen; `undefined` before the first read. */
-  #sourceArray: readonly Endpoint<Req, Res>[] | undefined;
+  /**
+   * Whether the source has `snapshot()`: the ejector then follows the source's snapshots (`#current` is one),
+   * else its `endpoints()` arrays.
+   */
+  readonly #snapshots: boolean;
+  /** The source's snapshot or array as last seen; `undefined` before the first read. */
+  #current: EndpointSnapshot<Req, Res> | readonly Endpoint<Req, Res>[] | undefined;
   /** Bumped whenever membership marks must be redone (see {@link EndpointState.epoch}). */
   #epoch = 0;
+  /** Without snapshots: the source's array minus the ejected endpoints (what `endpoints()` returns). */
   #view: readonly Endpoint<Req, Res>[] = EMPTY;
   /** Bumped whenever {@link #view} is replaced, for the entries cache. */
   #viewVersion = 0;
+  /** With snapshots: the source's snapshot minus the ejected endpoints (what `snapshot()` returns). */
+  #viewSnapshot: EndpointSnapshot<Req, Res> | undefined;
+  /** Bumped whenever the ejected set or the panic state changes, for the arrays built from snapshots. */
+  #filterVersion = 0;
+  #arraySource: readonly Endpoint<Req, Res>[] | undefined;
+  #arrayVersion = -1;
+  #arrayView: readonly Endpoint<Req, Res>[] = EMPTY;
   /** {@link #view} must be rebuilt: the source's array or the ejected set changed. */
   #dirty = true;
   #panic = false;
@@ -445,6 +470,7 @@ class Ejector<Req, Res> {
     settings: Settings,
   ) {
     this.#source = source;
+    this.#snapshots = typeof source.snapshot === 'function';
     this.#clock = clock;
     this.#logger = logger;
     this.#settings = settings;
@@ -455,7 +481,24 @@ class Ejector<Req, Res> {
   endpoints(): readonly Endpoint<Req, Res>[] {
     if (this.#closed) return this.#source.endpoints();
     this.#refresh();
-    return this.#view;
+    if (!this.#snapshots) return this.#view;
+    // From the source's own array, rebuilt when it or the ejected set changed (not on every new snapshot: a
+    // change of entries only leaves the endpoints, and the indexes of the ejected ones, as they were).
+    const source = this.#source.endpoints();
+    const view = this.#viewSnapshot;
+    if (!(view instanceof FilteredSnapshot)) return source;
+    if (source !== this.#arraySource || this.#arrayVersion !== this.#filterVersion) {
+      this.#arraySource = source;
+      this.#arrayVersion = this.#filterVersion;
+      this.#arrayView = Object.freeze(view.filter(source));
+    }
+    return this.#arrayView;
+  }
+
+  snapshot(): EndpointSnapshot<Req, Res> {
+    if (this.#closed) return this.#source.snapshot!();
+    this.#refresh();
+    return this.#viewSnapshot!;
   }
 
   entries(): readonly EndpointEntry<Req, Res>[] {
@@ -463,11 +506,21 @@ class Ejector<Req, Res> {
     if (this.#closed) return entries.call(this.#source);
     this.#refresh();
     const source = entries.call(this.#source);
+    if (this.#snapshots) {
+      const view = this.#viewSnapshot;
+      if (!(view instanceof FilteredSnapshot)) return source;
+      if (source !== this.#entriesSource || this.#entriesVersion !== this.#filterVersion) {
+        this.#entriesSource = source;
+        this.#entriesVersion = this.#filterVersion;
+        this.#entriesView = Object.freeze(view.filter(source));
+      }
+      return this.#entriesView;
+    }
     if (source !== this.#entriesSource || this.#entriesVersion !== this.#viewVersion) {
       this.#entriesSource = source;
       this.#entriesVersion = this.#viewVersion;
       this.#entriesView =
-        this.#view === this.#sourceArray
+        this.#view === this.#current
           ? source
           : Object.freeze(source.filter((entry) => !this.#isEjected(entry.endpoint)));
     }
@@ -475,9 +528,10 @@ class Ejector<Req, Res> {
   }
 
   emptyReason(): string {
-    const set = this.#source.endpoints();
-    if (!this.#closed && set.length > 0 && this.endpoints().length === 0) {
-      return `all ${set.length} endpoints are ejected by outlier detection`;
+    const total = this.#read().length;
+    const left = this.#snapshots ? this.snapshot().length : this.endpoints().length;
+    if (!this.#closed && total > 0 && left === 0) {
+      return `all ${total} endpoints are ejected by outlier detection`;
     }
     return this.#source.emptyReason?.() ?? '';
   }
@@ -515,15 +569,23 @@ class Ejector<Req, Res> {
     this.#listeners.clear();
     this.#outbox.length = 0;
     this.#view = EMPTY;
-    this.#sourceArray = undefined;
+    this.#current = undefined;
+    this.#viewSnapshot = undefined;
+    this.#arraySource = undefined;
+    this.#arrayView = EMPTY;
     this.#entriesSource = undefined;
     this.#entriesView = EMPTY;
   }
 
+  /** The source's set now: its snapshot when it has them, else its array. */
+  #read(): EndpointSnapshot<Req, Res> | readonly Endpoint<Req, Res>[] {
+    return this.#snapshots ? this.#source.snapshot!() : this.#source.endpoints();
+  }
+
   /** Brings the state up to date with the source and the clock; delivers what happened. */
   #refresh(): void {
-    const current = this.#source.endpoints();
-    if (current !== this.#sourceArray) this.#adopt(current);
+    const current = this.#read();
+    if (current !== this.#current) this.#adopt(current);
     if (this.#ejected.length > 0) {
       const now = this.#clock.now();
       if (now >= this.#nextReturnAt) this.#returnDue(now);
@@ -538,8 +600,8 @@ class Ejector<Req, Res> {
     // Fast path: a success of an endpoint with no history changes nothing (unless success rates are counted).
     if (outcome.ok && successRate === undefined && !this.#states.has(outcome.endpoint)) return;
     const now = this.#clock.now();
-    const current = this.#source.endpoints();
-    if (current !== this.#sourceArray) this.#adopt(current);
+    const current = this.#read();
+    if (current !== this.#current) this.#adopt(current);
     if (this.#ejected.length > 0 && now >= this.#nextReturnAt) this.#returnDue(now);
     if (successRate !== undefined && now - this.#windowStart >= successRate.intervalMs) {
       this.#closeWindow(now, successRate);
@@ -549,7 +611,7 @@ class Ejector<Req, Res> {
       state = new EndpointState(outcome.endpoint, outcome.instance);
       this.#states.set(outcome.endpoint, state);
       // Outcomes of endpoints outside the set (one meter, several sources) must not pile up: sweep now and then.
-      if (this.#states.size > 2 * (this.#sourceArray?.length ?? 0) + 16) this.#sweep();
+      if (this.#states.size > 2 * (this.#current?.length ?? 0) + 16) this.#sweep();
     }
     if (state !== undefined && !state.ejected) {
       if (successRate !== undefined) {
@@ -566,21 +628,36 @@ class Ejector<Req, Res> {
     if (this.#outbox.length > 0) this.#flush();
   }
 
-  /** Takes `current` as the source's array: forgets the states of endpoints no longer in it. */
-  #adopt(current: readonly Endpoint<Req, Res>[]): void {
-    this.#sourceArray = current;
+  /** Takes `current` as the source's set: forgets the states of endpoints no longer in it. */
+  #adopt(current: EndpointSnapshot<Req, Res> | readonly Endpoint<Req, Res>[]): void {
+    this.#current = current;
     this.#dirty = true;
     this.#epoch++;
     if (this.#states.size > 0) this.#sweep();
   }
 
-  /** Marks the states of endpoints in the source's array and forgets the others. O(n). */
+  /**
+   * Marks the states of endpoints in the source's set and forgets the others: O(n) over an array; over a
+   * snapshot, O(k log n) for k states (or one pass over it when the states are more than n / 32).
+   */
   #sweep(): void {
-    const current = this.#sourceArray ?? EMPTY;
+    const current = this.#current ?? EMPTY;
     const epoch = ++this.#epoch;
-    for (const endpoint of current) {
-      const state = this.#states.get(endpoint);
-      if (state !== undefined) state.epoch = epoch;
+    if (!this.#snapshots) {
+      for (const endpoint of current as readonly Endpoint<Req, Res>[]) {
+        const state = this.#states.get(endpoint);
+        if (state !== undefined) state.epoch = epoch;
+      }
+    } else if (this.#states.size * 32 > current.length) {
+      const snapshot = current as EndpointSnapshot<Req, Res>;
+      for (let i = 0; i < snapshot.length; i++) {
+        const state = this.#states.get(snapshot.endpointAt(i) as unknown as AnyEndpoint);
+        if (state !== undefined) state.epoch = epoch;
+      }
+    } else {
+      for (const state of this.#states.values()) {
+        if (indexIn(current as EndpointSnapshot<Req, Res>, state) >= 0) state.epoch = epoch;
+      }
     }
     const now = this.#clock.now();
     for (const state of this.#states.values()) {
@@ -609,7 +686,11 @@ class Ejector<Req, Res> {
   /** Whether `endpoint` is in the source's current array (cached in its state until the array changes). */
   #isMember(state: EndpointState): boolean {
     if (state.epoch === this.#epoch) return true;
-    if (!(this.#sourceArray ?? EMPTY).includes(state.endpoint as unknown as Endpoint<Req, Res>)) return false;
+    const current = this.#current ?? EMPTY;
+    const member = this.#snapshots
+      ? indexIn(current as EndpointSnapshot<Req, Res>, state) >= 0
+      : (current as readonly Endpoint<Req, Res>[]).includes(state.endpoint as unknown as Endpoint<Req, Res>);
+    if (!member) return false;
     state.epoch = this.#epoch;
     return true;
   }
@@ -636,7 +717,7 @@ class Ejector<Req, Res> {
       this.#states.delete(state.endpoint); // another source's endpoint, measured by the same meter
       return false;
     }
-    const total = this.#sourceArray?.length ?? 0;
+    const total = this.#current?.length ?? 0;
     if ((this.#ejected.length + 1) * 100 > this.#settings.maxEjectionPercent * total) {
       this.#logger.debug(
         { key: state.instance.key, reason, ejected: this.#ejected.length, total },
@@ -658,6 +739,7 @@ class Ejector<Req, Res> {
     this.#ejected.push(state);
     if (state.until < this.#nextReturnAt) this.#nextReturnAt = state.until;
     this.#dirty = true;
+    this.#filterVersion++;
     this.#logger.warn(
       {
         key: state.instance.key,
@@ -705,6 +787,7 @@ class Ejector<Req, Res> {
     this.#ejected = still;
     this.#nextReturnAt = next;
     this.#dirty = true;
+    this.#filterVersion++;
   }
 
   #removeEjected(state: EndpointState): void {
@@ -713,6 +796,7 @@ class Ejector<Req, Res> {
     for (const s of this.#ejected) if (s.until < next) next = s.until;
     this.#nextReturnAt = next;
     this.#dirty = true;
+    this.#filterVersion++;
   }
 
   /** Ends the success-rate interval: ejects the outliers among the endpoints with enough calls, resets counts. */
@@ -743,16 +827,17 @@ class Ejector<Req, Res> {
     }
   }
 
-  /** Makes the view: the source's array minus the ejected endpoints, or all of it in panic. */
+  /** Makes the view: the source's set minus the ejected endpoints, or all of it in panic. */
   #rebuild(): void {
     this.#dirty = false;
-    const source = this.#sourceArray ?? EMPTY;
-    const total = source.length;
+    const current = this.#current ?? EMPTY;
+    const total = current.length;
     const ejected = this.#ejected.length;
     const panic =
       ejected > 0 && total > 0 && (total - ejected) * 100 < this.#settings.panicThresholdPercent * total;
     if (panic !== this.#panic) {
       this.#panic = panic;
+      this.#filterVersion++;
       const at = this.#clock.now();
       if (panic) {
         this.#logger.warn(
@@ -762,6 +847,24 @@ class Ejector<Req, Res> {
       } else this.#logger.info({ ejected, total }, 'sdkit: outlier ejection panic over');
       this.#emit({ type: panic ? 'panic-started' : 'panic-ended', at, ejected, total });
     }
+    if (this.#snapshots) {
+      const snapshot = current as EndpointSnapshot<Req, Res>;
+      if (ejected === 0 || panic) this.#viewSnapshot = snapshot;
+      else {
+        // Every ejected endpoint is in the set: those that left it were forgotten when it was adopted.
+        const skipped: number[] = [];
+        for (const state of this.#ejected) {
+          const index = indexIn(snapshot, state);
+          if (index >= 0) skipped.push(index);
+        }
+        this.#viewSnapshot = new FilteredSnapshot(
+          snapshot,
+          skipped.sort((a, b) => a - b),
+        );
+      }
+      return;
+    }
+    const source = current as readonly Endpoint<Req, Res>[];
     const view =
       ejected === 0 || panic
         ? source
@@ -806,4 +909,78 @@ class Ejector<Req, Res> {
       this.#delivering = false;
     }
   }
+}
+
+/** The index of `state`'s endpoint in `snapshot` (found by its key, and only if it is that endpoint), or -1. */
+function indexIn<Req, Res>(snapshot: EndpointSnapshot<Req, Res>, state: EndpointState): number {
+  const index = snapshot.indexOfKey(state.instance.key);
+  return index >= 0 && (snapshot.endpointAt(index) as unknown) === state.endpoint ? index : -1;
+}
+
+/**
+ * A snapshot without the endpoints at some of its indexes (the ejected ones): immutable, like its source. Index i
+ * maps to the source index `i + m`, m being the number of left-out indexes that come before it, found by a binary
+ * search over them: O(log e) per index for e left out, no allocation.
+ */
+class FilteredSnapshot<Req, Res> implements EndpointSnapshot<Req, Res> {
+  readonly length: number;
+  readonly #source: EndpointSnapshot<Req, Res>;
+  /** The source indexes left out, ascending. */
+  readonly #skipped: readonly number[];
+  /** `#skipped[m] - m`: how many kept indexes come before the m-th left-out one (non-decreasing). */
+  readonly #keptBefore: readonly number[];
+
+  /** `skipped`: distinct indexes of `source`, ascending. */
+  constructor(source: EndpointSnapshot<Req, Res>, skipped: readonly number[]) {
+    this.length = source.length - skipped.length;
+    this.#source = source;
+    this.#skipped = skipped;
+    this.#keptBefore = skipped.map((index, m) => index - m);
+    Object.freeze(this);
+  }
+
+  endpointAt(index: number): Endpoint<Req, Res> | undefined {
+    if (!(index >= 0 && index < this.length)) return undefined;
+    return this.#source.endpointAt(this.#sourceIndex(index));
+  }
+
+  entryAt(index: number): EndpointEntry<Req, Res> | undefined {
+    if (!(index >= 0 && index < this.length)) return undefined;
+    return this.#source.entryAt(this.#sourceIndex(index));
+  }
+
+  indexOfKey(key: string): number {
+    const index = this.#source.indexOfKey(key);
+    if (index < 0) return -1;
+    const before = countBelow(this.#skipped, index + 1);
+    return before > 0 && this.#skipped[before - 1] === index ? -1 : index - before;
+  }
+
+  /** `array`, index-aligned with the source (its `endpoints()` or `entries()`), without the left-out indexes. */
+  filter<T>(array: readonly T[]): T[] {
+    const out: T[] = [];
+    let from = 0;
+    for (const skip of [...this.#skipped, array.length]) {
+      for (let i = from; i < skip; i++) out.push(array[i]!);
+      from = skip + 1;
+    }
+    return out;
+  }
+
+  /** The source index of kept index `index`. */
+  #sourceIndex(index: number): number {
+    return index + countBelow(this.#keptBefore, index + 1);
+  }
+}
+
+/** How many of `sorted` (ascending) are below `limit`. */
+function countBelow(sorted: readonly number[], limit: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < limit) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

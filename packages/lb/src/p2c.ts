@@ -71,13 +71,33 @@ export function checkedDraw(
 
 /**
  * @internal A balancer that draws two distinct endpoints and picks the one of lower `cost` (the first on a tie).
- * `cost` is read once per drawn endpoint per pick.
+ * `cost` is read once per drawn endpoint per pick. Reads the source's `snapshot()` when it has one, else
+ * `endpoints()` (the same draws pick the same endpoints either way).
  */
 export function twoChoices<Req, Res>(
   endpointer: EndpointSource<Req, Res>,
   draw: (n: number) => number,
   cost: (endpoint: Endpoint<Req, Res>) => number,
 ): Balancer<Req, Res> {
+  if (typeof endpointer.snapshot === 'function') {
+    const source = endpointer as EndpointSource<Req, Res> &
+      Required<Pick<EndpointSource<Req, Res>, 'snapshot'>>;
+    return {
+      endpoint() {
+        const snapshot = source.snapshot();
+        const n = snapshot.length;
+        if (n === 0) throw noEndpoints(source);
+        if (n === 1) return snapshot.endpointAt(0)!;
+        const i = draw(n);
+        let j = draw(n - 1);
+        if (j >= i) j++;
+        const a = snapshot.endpointAt(i)!;
+        const b = snapshot.endpointAt(j)!;
+        return cost(b) < cost(a) ? b : a;
+      },
+      ...readyOf(endpointer),
+    };
+  }
   return {
     endpoint() {
       const endpoints = endpointer.endpoints();

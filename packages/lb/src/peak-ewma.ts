@@ -27,6 +27,26 @@ export function peakEwma<Req, Res>(
   const { meter } = options;
   const clock = meter.clock;
   const fallback = meter.defaultLatencyMs;
+  if (typeof endpointer.snapshot === 'function') {
+    // The same draws over the source's snapshot (see EndpointSource): the same picks, no O(n) copy after a change.
+    const source = endpointer as EndpointSource<Req, Res> &
+      Required<Pick<EndpointSource<Req, Res>, 'snapshot'>>;
+    return {
+      endpoint() {
+        const snapshot = source.snapshot();
+        const n = snapshot.length;
+        if (n === 0) throw noEndpoints(source);
+        if (n === 1) return snapshot.endpointAt(0)!;
+        const i = draw(n);
+        let j = draw(n - 1);
+        if (j >= i) j++;
+        const a = snapshot.endpointAt(i)!;
+        const b = snapshot.endpointAt(j)!;
+        return cheaper(a, b, clock, fallback) ? b : a;
+      },
+      ...readyOf(endpointer),
+    };
+  }
   return {
     endpoint() {
       const endpoints = endpointer.endpoints();

@@ -15,8 +15,9 @@ export interface RandomOptions {
 /**
  * A {@link Balancer} that picks uniformly at random among the current endpoints (go-kit's `lb.NewRandom`).
  *
- * It reads `endpointer.endpoints()` (the same frozen array until the set changes) on every pick and allocates
- * nothing per pick. Picks come from a private mulberry32 generator (fast, 32-bit state, statistically fine for
+ * It reads the source's set on every pick — `endpointer.snapshot()` when the source has it (sd-core's Endpointer
+ * does), else `endpointer.endpoints()`; the same index picks the same endpoint either way — and allocates nothing
+ * per pick. Picks come from a private mulberry32 generator (fast, 32-bit state, statistically fine for
  * balancing, not for cryptography): seeded with `seed`, so tests and simulations are reproducible, or else from
  * `crypto.getRandomValues`. (Not `Math.random()`: its result was boxed at the pick, 16 bytes per pick.)
  *
@@ -35,6 +36,22 @@ export function random<Req, Res>(
   // mulberry32 inlined into the pick (same sequence as {@link mulberry32}): a generator returned through a call
   // boxed its double result, 16 bytes per pick; the integer state and the index never leave this function.
   let state = (seed ?? randomSeed()) | 0;
+  if (typeof endpointer.snapshot === 'function') {
+    const source = endpointer as EndpointSource<Req, Res> &
+      Required<Pick<EndpointSource<Req, Res>, 'snapshot'>>;
+    return {
+      endpoint() {
+        const snapshot = source.snapshot();
+        const n = snapshot.length;
+        if (n === 0) throw noEndpoints(source);
+        state = (state + 0x6d2b79f5) | 0;
+        let t = Math.imul(state ^ (state >>> 15), 1 | state);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return snapshot.endpointAt(Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n))!;
+      },
+      ...readyOf(endpointer),
+    };
+  }
   return {
     endpoint() {
       const endpoints = endpointer.endpoints();

@@ -5,10 +5,11 @@ import { assertEndpointSource, noEndpoints, readyOf } from './balancer.js';
  * A {@link Balancer} that cycles through the endpoints in order (go-kit's `lb.NewRoundRobin`): the first pick is
  * the first endpoint, then the second, …, wrapping around after the last.
  *
- * It reads `endpointer.endpoints()` (the same frozen array until the set changes) on every pick and keeps only a position, so it allocates
- * nothing per pick. When the set changes between picks, the cycle goes on from the same position in the new set
- * (taken modulo its size when it shrank). Over k·n picks of an unchanging set of n endpoints, each is picked
- * exactly k times.
+ * It reads the source's set on every pick — `endpointer.snapshot()` when the source has it (sd-core's Endpointer
+ * does), else `endpointer.endpoints()`; either is the same object until the set changes — and keeps only a
+ * position, so it allocates nothing per pick. When the set changes between picks, the cycle goes on from the same
+ * position in the new set (taken modulo its size when it shrank). Over k·n picks of an unchanging set of n
+ * endpoints, each is picked exactly k times.
  *
  * Not shared between balancers: two round-robin balancers over one endpointer cycle independently.
  *
@@ -17,6 +18,22 @@ import { assertEndpointSource, noEndpoints, readyOf } from './balancer.js';
 export function roundRobin<Req, Res>(endpointer: EndpointSource<Req, Res>): Balancer<Req, Res> {
   assertEndpointSource(endpointer, 'roundRobin');
   let next = 0;
+  if (typeof endpointer.snapshot === 'function') {
+    const source = endpointer as EndpointSource<Req, Res> &
+      Required<Pick<EndpointSource<Req, Res>, 'snapshot'>>;
+    return {
+      endpoint() {
+        const snapshot = source.snapshot();
+        const n = snapshot.length;
+        if (n === 0) throw noEndpoints(source);
+        let i = next;
+        if (i >= n) i %= n;
+        next = i + 1;
+        return snapshot.endpointAt(i)!;
+      },
+      ...readyOf(endpointer),
+    };
+  }
   return {
     endpoint() {
       const endpoints = endpointer.endpoints();

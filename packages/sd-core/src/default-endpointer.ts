@@ -10,6 +10,7 @@ import {
   type Endpoint,
   type EndpointEntry,
   type Endpointer,
+  type EndpointSnapshot,
   type Factory,
   type Instance,
   type Instancer,
@@ -115,6 +116,10 @@ export class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
     return this.#readySet.entries();
   }
 
+  snapshot(): EndpointSnapshot<Req, Res> {
+    return this.#readySet.snapshot();
+  }
+
   ready(options?: { readonly signal?: AbortSignal }): Promise<void> {
     return this.#ready.wait(options?.signal);
   }
@@ -192,7 +197,7 @@ export class DefaultEndpointer<Req, Res> implements Endpointer<Req, Res> {
   /** Opens `ready()` once the first event is applied and an endpoint is ready or no factory is running. */
   #checkReady(): void {
     if (this.#ready.isOpen || !this.#heard || this.#closed) return;
-    if (this.#runs.pendingFactories === 0 || this.endpoints().length > 0) this.#ready.open();
+    if (this.#runs.pendingFactories === 0 || this.#readySet.snapshot().length > 0) this.#ready.open();
   }
 
   #onSourceError(err: unknown): void {

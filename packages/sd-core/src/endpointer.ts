@@ -5,6 +5,7 @@ import type {
   Clock,
   EndpointEntry,
   Endpointer,
+  EndpointSnapshot,
   Factory,
   FactoryResult,
   Instancer,
@@ -57,12 +58,16 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
  * - Errors from the instancer keep the last known endpoints, unless `invalidateOnErrorMs` says otherwise.
  * - `endpoints()` returns a frozen array, ordered by instance key, and the same array until the set changes. A
  *   change is recorded in O(1); the array is rebuilt on the first call after changes (one copy, O(n), at memcpy
- *   speed for a few changes), or at once while `endpoints$` has subscribers. Events that carry `changes` from the
+ *   speed), or at once while `endpoints$` has subscribers. Events that carry `changes` from the
  *   event processed just before are applied in time proportional to the change; others are diffed against the
  *   current set.
  * - `entries()` lists the same endpoints with their keys and instances, index for index: a frozen array of frozen
  *   {@link EndpointEntry}s, the same array until an entry changes, copied (O(n)) on its first call after a change
  *   and never before. Each entry is made once, when its endpoint is ready, and kept while it is listed.
+ * - `snapshot()` shows the same set without building either array: an immutable {@link EndpointSnapshot}
+ *   (`endpointAt(i)`, `entryAt(i)` in O(1), `indexOfKey` in O(log n)), the same object until an entry changes.
+ *   The set is kept in blocks of at most 1 024 entries that snapshots share: the first read after a change
+ *   copies the blocks the change touched and the index of the blocks, not the whole set. Balancers read it.
  * - `endpoints$` is hot, starts with the current snapshot for each subscriber, emits each new snapshot, and
  *   completes after `close()` (having emitted an empty one).
  * - `close()` unsubscribes (it does not stop the instancer, which it does not own), closes every endpoint, waits

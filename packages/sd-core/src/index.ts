@@ -38,6 +38,7 @@ export type {
   EndpointEntry,
   Endpointer,
   EndpointOptions,
+  EndpointSnapshot,
   Factory,
   FactoryResult,
   Instance,

@@ -119,6 +119,23 @@ export interface EndpointEntry<Req = unknown, Res = unknown> {
 }
 
 /**
+ * The endpoints of an {@link Endpointer} at one moment, read by index without building the `endpoints()` array:
+ * what a balancer reads on every pick (see {@link Endpointer.snapshot}). Immutable: a snapshot handed out never
+ * changes, whatever happens to the set later; for the set it was taken from, `endpointAt(i) === endpoints()[i]`
+ * and `entryAt(i) === entries()[i]`.
+ */
+export interface EndpointSnapshot<Req = unknown, Res = unknown> {
+  /** How many endpoints (`endpoints().length` for the same set). */
+  readonly length: number;
+  /** The endpoint at `index` (0 ≤ index < length, an integer), `undefined` for any other index. O(1). */
+  endpointAt(index: number): Endpoint<Req, Res> | undefined;
+  /** The entry at `index` (0 ≤ index < length, an integer), `undefined` for any other index. O(1). */
+  entryAt(index: number): EndpointEntry<Req, Res> | undefined;
+  /** The index of the entry whose key is `key`, or -1. O(log n). */
+  indexOfKey(key: string): number;
+}
+
+/**
  * The live set of endpoints for the instances of an {@link Instancer} (go-kit's `sd.Endpointer`).
  */
 export interface Endpointer<Req = unknown, Res = unknown> extends AsyncDisposable {
@@ -135,6 +152,16 @@ export interface Endpointer<Req = unknown, Res = unknown> extends AsyncDisposabl
    * the same for as long as its endpoint is listed.
    */
   entries(): readonly EndpointEntry<Req, Res>[];
+  /**
+   * Optional: the current set as an {@link EndpointSnapshot}, the same object until the set changes (as
+   * `entries()`: a replaced instance is a change even when its endpoint is the same function). Unlike
+   * `endpoints()`, reading it after a change does not copy the set: sdkit's Endpointer keeps the set in blocks of
+   * at most 1 024 entries, and a change copies only the block it touches plus the short index of the blocks
+   * (≈ √n-sized work for n up to about a million, instead of O(n)); reading an index costs O(1). Balancers read
+   * it instead of `endpoints()` when the source has it, so a decorator that filters or reorders `endpoints()`
+   * must offer a matching `snapshot()`, or none.
+   */
+  snapshot?(): EndpointSnapshot<Req, Res>;
   /** Hot; replays the current snapshot to each new subscriber; emits on every change; completes after `close()`. */
   readonly endpoints$: Observable<readonly Endpoint<Req, Res>[]>;
   /**
