@@ -48,6 +48,14 @@ describe('weighted (EDF weighted round-robin)', () => {
     );
   });
 
+  it('every round is alike, ties included: weights 3 and 9 tie at 1/6 = 3/18 in every round, not only the first', () => {
+    const source = weightedSource([3, 9, 0]);
+    const sequence = picks(weighted(source, { seed: 528003031 }), source, 12 * 6);
+    for (let from = 12; from + 12 <= sequence.length; from++) {
+      expect(sequence.slice(from, from + 12)).toEqual(sequence.slice(from - 12, from));
+    }
+  });
+
   it('spreads picks over the round (no bursts): weights 5, 1, 1 make a rotation of e0 e0 e0 e1 e2 e0 e0', () => {
     for (const seed of [1, 2, 3, 4, 5, 6, 7]) {
       const source = weightedSource([5, 1, 1]);

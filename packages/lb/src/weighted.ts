@@ -118,9 +118,17 @@ export function weighted<Req, Res>(
     heapDue[pos] = due;
   };
 
-  /** Starts a new round: every deadline (all in the next round now) moves back by one. The order is unchanged. */
+  /**
+   * Starts a new round: every class has wrapped (its count is 0), so each is due at its first deadline again,
+   * `0.5 / w`, computed afresh rather than as `1 + 0.5 / w − 1`: the float error of that subtraction broke ties
+   * differently from the first round (weights 3 and 9: 1/6 against 3/18), so rounds were not all alike.
+   */
   const rebase = (): void => {
-    for (let p = 0; p < classes; p++) heapDue[p]! -= 1;
+    for (let p = 0; p < classes; p++) {
+      const c = heapClass[p]!;
+      heapDue[p] = (count[c]! + 0.5) / weight[c]!;
+    }
+    for (let p = (classes >> 1) - 1; p >= 0; p--) siftDown(p, heapClass[p]!, heapDue[p]!);
     wrapped = 0;
   };
 
