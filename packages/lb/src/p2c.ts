@@ -27,11 +27,12 @@ export interface P2cOptions {
  */
 export function p2c<Req, Res>(endpointer: EndpointSource<Req, Res>, options: P2cOptions): Balancer<Req, Res> {
   const draw = checkedDraw('p2c', endpointer, options);
-  return twoChoices(endpointer, draw, inFlightOf);
+  return twoChoices(endpointer, draw, fewerInFlight);
 }
 
-function inFlightOf(endpoint: Endpoint<never, unknown>): number {
-  return statsOf(endpoint)?.inFlight ?? 0;
+/** Whether `b` has fewer calls in flight than `a` (an endpoint no meter measured counts as idle). */
+function fewerInFlight(a: Endpoint<never, unknown>, b: Endpoint<never, unknown>): boolean {
+  return (statsOf(b)?.inFlight ?? 0) < (statsOf(a)?.inFlight ?? 0);
 }
 
 /**
@@ -70,14 +71,14 @@ export function checkedDraw(
 }
 
 /**
- * @internal A balancer that draws two distinct endpoints and picks the one of lower `cost` (the first on a tie).
- * `cost` is read once per drawn endpoint per pick. Reads the source's `snapshot()` when it has one, else
- * `endpoints()` (the same draws pick the same endpoints either way).
+ * @internal A balancer that draws two distinct endpoints `a` then `b` and picks `b` when `prefers(a, b)`, else `a`
+ * (so the first drawn on a tie). Reads the source's `snapshot()` when it has one, else `endpoints()` (the same
+ * draws pick the same endpoints either way).
  */
 export function twoChoices<Req, Res>(
   endpointer: EndpointSource<Req, Res>,
   draw: (n: number) => number,
-  cost: (endpoint: Endpoint<Req, Res>) => number,
+  prefers: (a: Endpoint<Req, Res>, b: Endpoint<Req, Res>) => boolean,
 ): Balancer<Req, Res> {
   if (typeof endpointer.snapshot === 'function') {
     const source = endpointer as EndpointSource<Req, Res> &
@@ -93,7 +94,7 @@ export function twoChoices<Req, Res>(
         if (j >= i) j++;
         const a = snapshot.endpointAt(i)!;
         const b = snapshot.endpointAt(j)!;
-        return cost(b) < cost(a) ? b : a;
+        return prefers(a, b) ? b : a;
       },
       ...readyOf(endpointer),
     };
@@ -109,7 +110,7 @@ export function twoChoices<Req, Res>(
       if (j >= i) j++;
       const a = endpoints[i]!;
       const b = endpoints[j]!;
-      return cost(b) < cost(a) ? b : a;
+      return prefers(a, b) ? b : a;
     },
     ...readyOf(endpointer),
   };

@@ -1,7 +1,6 @@
 import type { Balancer, EndpointSource } from './balancer.js';
-import { noEndpoints, readyOf } from './balancer.js';
 import { cheaper } from './call-meter.js';
-import { checkedDraw, type P2cOptions } from './p2c.js';
+import { checkedDraw, type P2cOptions, twoChoices } from './p2c.js';
 
 /** Options of {@link peakEwma}: the meter that measured the endpoints (its decay time and default latency apply). */
 export type PeakEwmaOptions = P2cOptions;
@@ -27,39 +26,5 @@ export function peakEwma<Req, Res>(
   const { meter } = options;
   const clock = meter.clock;
   const fallback = meter.defaultLatencyMs;
-  if (typeof endpointer.snapshot === 'function') {
-    // The same draws over the source's snapshot (see EndpointSource): the same picks, no O(n) copy after a change.
-    const source = endpointer as EndpointSource<Req, Res> &
-      Required<Pick<EndpointSource<Req, Res>, 'snapshot'>>;
-    return {
-      endpoint() {
-        const snapshot = source.snapshot();
-        const n = snapshot.length;
-        if (n === 0) throw noEndpoints(source);
-        if (n === 1) return snapshot.endpointAt(0)!;
-        const i = draw(n);
-        let j = draw(n - 1);
-        if (j >= i) j++;
-        const a = snapshot.endpointAt(i)!;
-        const b = snapshot.endpointAt(j)!;
-        return cheaper(a, b, clock, fallback) ? b : a;
-      },
-      ...readyOf(endpointer),
-    };
-  }
-  return {
-    endpoint() {
-      const endpoints = endpointer.endpoints();
-      const n = endpoints.length;
-      if (n === 0) throw noEndpoints(endpointer);
-      if (n === 1) return endpoints[0]!;
-      const i = draw(n);
-      let j = draw(n - 1);
-      if (j >= i) j++;
-      const a = endpoints[i]!;
-      const b = endpoints[j]!;
-      return cheaper(a, b, clock, fallback) ? b : a;
-    },
-    ...readyOf(endpointer),
-  };
+  return twoChoices(endpointer, draw, (a, b) => cheaper(a, b, clock, fallback));
 }
