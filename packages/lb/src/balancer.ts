@@ -14,12 +14,19 @@ export type EndpointSource<Req = unknown, Res = unknown> = Pick<Endpointer<Req, 
 
 /**
  * What a call tells the balancer about itself, for strategies that pick by request (consistent hashing picks by
- * `hashKey`). `retry` passes the same context to every pick of one call ({@link RetryOptions.pickContext}).
- * Balancers that pick without it (roundRobin, random) ignore it.
+ * `hashKey`). `retry` computes it once per call ({@link RetryOptions.pickContext}) and adds the number of the
+ * attempt from the second attempt on. Balancers that pick without it (roundRobin, random) ignore it.
  */
 export interface PickContext {
   /** The key a hashing balancer maps to an endpoint: the same key, the same endpoint while the set is unchanged. */
   readonly hashKey?: string;
+  /**
+   * Which attempt of a call the pick is for: absent or 1 for the first, 2 for the first retry, and so on (`retry`
+   * sets it). A hashing balancer sends attempt k of a key to the key's k-th choice, so that a retry does not go
+   * back to the endpoint that just failed: with n endpoints, attempts 1 … n of one key go to n different ones, the
+   * same in every client that sees the same set.
+   */
+  readonly attempt?: number;
 }
 
 /**

@@ -2,6 +2,7 @@ import { assertKnownOptions, type EndpointEntry } from '@sdkit/sd-core';
 import type { Balancer, PickContext } from './balancer.js';
 import { noEndpoints, readyOf, typeName } from './balancer.js';
 import { assertEntrySource, type EntrySource } from './entry-source.js';
+import { choiceOf, nthDistinct } from './hash-choice.js';
 import { murmur3 } from './murmur3.js';
 import { seedOf } from './seed-of.js';
 
@@ -50,8 +51,10 @@ const SKIP_SEED = 0x5bd1_e995;
  * at worst, a few milliseconds at the default size. A pick hashes the key (O(its length)) and reads one slot; it
  * allocates nothing.
  *
- * A retry of a call with the same key gets the same endpoint, unless the set changed in between (e.g. outlier
- * ejection removed it).
+ * A retry (`context.attempt` k > 1, which `retry` sets) goes to the key's k-th choice: the k-th distinct endpoint
+ * met reading the table onwards from the key's slot. The table's order is the endpoints' permutations interleaved,
+ * so the retries of a failing endpoint's keys spread over the others; attempts 1 … n of one key reach n different
+ * endpoints, and every client that sees the same set chooses alike.
  *
  * @throws TypeError if `endpointer` lacks `endpoints()` or `entries()`, or an option is unknown or invalid. A
  *   pick throws TypeError if `context.hashKey` is present but not a string, NoEndpointsError if the set is empty.
@@ -97,7 +100,10 @@ export function maglev<Req, Res>(
       if (typeof key !== 'string') {
         throw new TypeError(`maglev: context.hashKey must be a string, got ${typeName(key)}`);
       }
-      return entries[table[(murmur3(key, 0) >>> 0) % tableSize]!]!.endpoint;
+      const slot = (murmur3(key, 0) >>> 0) % tableSize;
+      const attempt = context?.attempt;
+      if (attempt === undefined || attempt === 1) return entries[table[slot]!]!.endpoint;
+      return entries[nthDistinct(table, slot, choiceOf(attempt, Math.min(n, tableSize), 'maglev'))]!.endpoint;
     },
     ...readyOf(endpointer),
   };

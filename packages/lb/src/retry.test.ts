@@ -73,7 +73,7 @@ describe('retry (fake timers)', () => {
     expect(live.calls.length).toBe(1);
   });
 
-  it('pickContext: computed once per call from its request, passed to every pick of that call', async () => {
+  it('pickContext: computed once per call from its request, passed to every pick of that call with the attempt', async () => {
     const a = fakeEndpoint('a', { reject: new Error('a down') });
     const b = fakeEndpoint('b', { resolve: 'from b' });
     const contexts: unknown[] = [];
@@ -94,15 +94,18 @@ describe('retry (fake timers)', () => {
     });
     await expect(call({ user: 'u-17' })).resolves.toBe('from b');
     expect(computed).toBe(1);
-    // The retry's picks (including the re-pick away from the failed endpoint) carry the same context.
-    expect(contexts.length).toBeGreaterThanOrEqual(2);
-    expect(contexts.every((c) => c === contexts[0])).toBe(true);
-    expect(contexts[0]).toEqual({ hashKey: 'u-17' });
+    // The first attempt gets the call's context as it is; the retry's picks get it with `attempt: 2`.
+    expect(contexts).toEqual([{ hashKey: 'u-17' }, { hashKey: 'u-17', attempt: 2 }]);
     // Without the option, picks get no context.
     contexts.length = 0;
     picks = 1;
     await retry(recording, base)({ user: 'x' });
     expect(contexts).toEqual([undefined]);
+    // …and a retry without the option tells only the attempt.
+    contexts.length = 0;
+    picks = 0;
+    await retry(recording, base)({ user: 'x' });
+    expect(contexts).toEqual([undefined, { attempt: 2 }]);
   });
 
   it('pickContext that throws: the call rejects not-retryable, with no attempt', async () => {

@@ -79,8 +79,8 @@ export interface RetryOptions<Req = unknown> {
   readonly clock?: Clock;
   /**
    * What each call tells the balancer (see {@link PickContext}), computed once per call from its request and
-   * passed to every pick of that call, e.g. `(req) => ({ hashKey: req.userId })` for a hashing balancer. If it
-   * throws, the call rejects with a {@link RetryError} (reason `'not-retryable'`) without an attempt.
+   * passed to every pick of that call (from the second attempt on with `attempt` set to the attempt's number), e.g.
+   * `(req) => ({ hashKey: req.userId })` for a hashing balancer. If it throws, the call rejects with a {@link RetryError} (reason `'not-retryable'`) without an attempt.
    */
   readonly pickContext?: (request: Req) => PickContext | undefined;
   /**
@@ -355,6 +355,10 @@ export function retry<Req, Res>(
         if (settled) return Promise.reject(new AttemptFailure(toError(stopReason)));
         let picked: Endpoint<Req, Res> | undefined;
         const attemptOptions = new AttemptOptions();
+        // From the second attempt on, the balancer learns which attempt it picks for (a hashing balancer then
+        // moves to the key's next choice); the first attempt passes the call's context as it is.
+        const attemptContext: PickContext | undefined =
+          attemptNumber === 1 ? context : { ...context, attempt: attemptNumber };
         return new Promise<Res>((resolveAttempt, rejectAttempt) => {
           let done = false;
           const finish = (): boolean => {
@@ -385,7 +389,7 @@ export function retry<Req, Res>(
           }
           let pending: PromiseLike<Res> | Res;
           try {
-            picked = pickAvoiding(balancer, failedEndpoints, context);
+            picked = pickAvoiding(balancer, failedEndpoints, attemptContext);
             pending = picked(request, attemptOptions);
           } catch (error) {
             if (error instanceof NoEndpointsError && balancer.ready && !waitedForReady) {
@@ -395,7 +399,7 @@ export function retry<Req, Res>(
               hold();
               pending = balancer.ready({ signal: attemptOptions.signal }).then(() => {
                 if (done) throw error;
-                picked = pickAvoiding(balancer, failedEndpoints, context);
+                picked = pickAvoiding(balancer, failedEndpoints, attemptContext);
                 return picked(request, attemptOptions);
               });
             } else pending = Promise.reject(error);

@@ -2,6 +2,7 @@ import { assertKnownOptions, type EndpointEntry } from '@sdkit/sd-core';
 import type { Balancer, PickContext } from './balancer.js';
 import { noEndpoints, readyOf, typeName } from './balancer.js';
 import { assertEntrySource, type EntrySource } from './entry-source.js';
+import { choiceOf, nthDistinct } from './hash-choice.js';
 import { murmur3, murmur3Pair } from './murmur3.js';
 import { seedOf } from './seed-of.js';
 
@@ -53,8 +54,10 @@ const KEY_SEED = 0x9747_b28c;
  * `entries()` array changes: O(n × replicas), by radix sort. A pick hashes the key (O(its length)) and
  * binary-searches the ring (O(log(n × replicas))); it allocates nothing.
  *
- * A retry of a call with the same key gets the same endpoint, unless the set changed in between (e.g. outlier
- * ejection removed it).
+ * A retry (`context.attempt` k > 1, which `retry` sets) goes to the key's k-th choice: the k-th distinct endpoint
+ * met walking the ring clockwise from the key's hash — the endpoint that would take the key over if those before
+ * it left the set. Attempts 1 … n of one key reach n different endpoints, the retries of a failing endpoint's keys
+ * spread over the endpoints that follow its points, and every client that sees the same set chooses alike.
  *
  * @throws TypeError if `endpointer` lacks `endpoints()` or `entries()`, or an option is unknown or invalid. A
  *   pick throws TypeError if `context.hashKey` is present but not a string, NoEndpointsError if the set is empty.
@@ -111,7 +114,10 @@ export function ringHash<Req, Res>(
         if (points[mid]! < hash) lo = mid + 1;
         else hi = mid;
       }
-      return entries[ring.owners[lo === points.length ? 0 : lo]!]!.endpoint;
+      const start = lo === points.length ? 0 : lo;
+      const attempt = context?.attempt;
+      if (attempt === undefined || attempt === 1) return entries[ring.owners[start]!]!.endpoint;
+      return entries[nthDistinct(ring.owners, start, choiceOf(attempt, n, 'ringHash'))]!.endpoint;
     },
     ...readyOf(endpointer),
   };
