@@ -1,4 +1,4 @@
-import { getServers } from 'node:dns';
+import dns from 'node:dns';
 import { isIPv4, isIPv6 } from 'node:net';
 
 /** A DNS server to ask: an IP address and a port. */
@@ -65,7 +65,8 @@ export function parseDnsServer(text: string): DnsServer | string {
  */
 export function systemDnsServers(): DnsServer[] {
   const servers: DnsServer[] = [];
-  for (const text of getServers()) {
+  // Through the module object: dns.setServers() replaces the exported getServers, which a named import misses.
+  for (const text of dns.getServers()) {
     const server = parseDnsServer(text);
     if (typeof server !== 'string') servers.push(server);
   }
