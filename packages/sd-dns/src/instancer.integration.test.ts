@@ -6,7 +6,7 @@
 import type { InstancerEvent } from '@sdkit/sd-core';
 import { instancerForTarget } from '@sdkit/sd-core';
 import { record, recordingLogger } from '@sdkit/sd-core/testing';
-import { type DnsServer, startDnsServer, waitFor } from '@sdkit/test-harness';
+import { type DnsServer, freePort, startDnsServer, waitFor } from '@sdkit/test-harness';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DnsAddressInstancer } from './dns-address-instancer.js';
 import type { DnsError } from './dns-error.js';
@@ -156,7 +156,8 @@ describe('DnsSrvInstancer against BIND', () => {
   it('asks the next server when the first is gone, without an error', async () => {
     const instancer = new DnsSrvInstancer({
       name: `_http._tcp.${dns.zone}`,
-      servers: ['127.0.0.1:9', dns.server6],
+      // A port nothing listens on: its queries fail at once (ECONNREFUSED).
+      servers: [`127.0.0.1:${await freePort()}`, dns.server6],
       ...FAST,
     });
     cleanups.push(() => instancer.stop());

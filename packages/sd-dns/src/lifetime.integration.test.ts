@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type DnsServer, registerTsHooks, startDnsServer } from '@sdkit/test-harness';
+import { type DnsServer, freePort, registerTsHooks, startDnsServer } from '@sdkit/test-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -67,7 +67,7 @@ describe('process lifetime of a DnsSrvInstancer', () => {
   });
 
   it('against a server that is gone: the first event is the error, and the script still exits 0', async () => {
-    const result = await run('first-event', '127.0.0.1:9', dns.zone);
+    const result = await run('first-event', `127.0.0.1:${await freePort()}`, dns.zone);
     expect(result.stdout).toBe('first:  error: unreachable\n');
     expect(result.code).toBe(0);
     expect(result.quietBeforeExitMs).toBeLessThan(EXIT_AFTER_LAST_LINE_MS);
