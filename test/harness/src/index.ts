@@ -1,12 +1,20 @@
 /**
- * @sdkit/test-harness — real etcd processes and clusters on loopback (start/stop/kill/restart/wipe/compact),
- * TLS material, free ports, tracked child processes and bounded waiting helpers for integration tests. Everything
- * it starts is killed and every temp dir removed on close, and as a safety net when the test process exits.
+ * @sdkit/test-harness — real etcd processes and clusters on loopback (start/stop/kill/restart/wipe/compact), a
+ * real DNS server (BIND, records changed live with nsupdate), TLS material, free ports, tracked child processes
+ * and bounded waiting helpers for integration tests. Everything it starts is killed and every temp dir removed on
+ * close, and as a safety net when the test process exits.
  * @packageDocumentation
  */
 import { fileURLToPath } from 'node:url';
 
 export { type SpawnTrackedOptions, spawnTracked, trackDir, untrackDir } from './cleanup.js';
+export {
+  type DnsServer,
+  type DnsServerOptions,
+  namedBin,
+  nsupdateBin,
+  startDnsServer,
+} from './dns-server.js';
 export {
   type EtcdCluster,
   type EtcdServer,
