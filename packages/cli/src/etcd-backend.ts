@@ -142,7 +142,11 @@ function prepared(
             ? await sdEtcd.createEtcdClient({ ...common, transport: 'http' })
             : await sdEtcd.createEtcdClient({ ...common, ...(tls ? { tls: { ...tls } } : {}) });
       } catch (err) {
-        throw connectFailure(err);
+        const failure = connectFailure(err);
+        if ((err as { reason?: unknown }).reason === 'authentication-failed' && auth === undefined) {
+          failure.message += ': give --user NAME with $ETCDCTL_PASSWORD or --password-file FILE';
+        }
+        throw failure;
       }
       return {
         follow: (): Instancer =>

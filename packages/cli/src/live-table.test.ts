@@ -30,8 +30,8 @@ describe('LiveTable', () => {
     live.update({ instances: [inst('svc/a')], error: new Error('etcd is unreachable') });
     for (let i = 1; i <= 4; i++) live.note(`sdkit: warning: note ${i}`);
     expect(live.lines(79, 24)).toEqual([
-      'sdkit watch etcd:///svc · 1 instance · updated 12:34:56',
-      '! Error: etcd is unreachable (showing the last known instances)',
+      'sdkit watch etcd:///svc · 1 instance (last known) · updated 12:34:56',
+      '! Error: etcd is unreachable',
       'KEY     ADDRESS   METADATA',
       'svc/a   svc/a',
       'sdkit: warning: note 2',
@@ -39,6 +39,19 @@ describe('LiveTable', () => {
       'sdkit: warning: note 4',
       'Ctrl-C to stop',
     ]);
+  });
+
+  it('wraps a long error over at most three lines', () => {
+    const { live } = table();
+    live.update({ instances: [], error: new Error(`${'word '.repeat(30)}end`) });
+    expect(live.lines(40, 24).slice(1, 4)).toEqual([
+      '! Error: word word word word word word',
+      'word word word word word word word word',
+      'word word word word word word word word…',
+    ]);
+    live.update({ instances: [], error: new Error('short') });
+    expect(live.lines(40, 24)[1]).toBe('! Error: short');
+    expect(live.lines(40, 24)[2]).toBe('KEY   ADDRESS   METADATA');
   });
 
   it('fits the terminal: lines cut to its width, rows beyond its height summed up', () => {
@@ -53,16 +66,27 @@ describe('LiveTable', () => {
     expect(lines.slice(-2)).toEqual(['… 25 more', 'Ctrl-C to stop']);
   });
 
-  it('redraws in place: cursor up over the previous view, clear below; hides the cursor until closed', () => {
+  it('redraws in place: cursor up over the previous view, each line erased; hides the cursor until closed', () => {
     const { io, live } = table();
     expect(io.stdout.text.startsWith('\u001b[?25l')).toBe(true);
     io.stdout.text = '';
     live.update({ instances: [inst('svc/a')] });
-    // The first view had 2 lines.
-    expect(io.stdout.text.startsWith('\u001b[2A\r\u001b[J')).toBe(true);
+    // The first view had 2 lines; this one has 4.
+    const EL = '\u001b[2K';
+    expect(io.stdout.text).toBe(
+      `\u001b[2A\r${EL}sdkit watch etcd:///svc · 1 instance · updated 12:34:56\n${EL}KEY     ADDRESS   METADATA\n` +
+        `${EL}svc/a   svc/a\n${EL}Ctrl-C to stop\n`,
+    );
+    io.stdout.text = '';
+    live.update({ instances: [] });
+    // Two lines fewer: those are erased too, and the cursor goes back to the end of the new view.
+    expect(io.stdout.text).toBe(
+      `\u001b[4A\r${EL}sdkit watch etcd:///svc · 0 instances · updated 12:34:56\n${EL}KEY   ADDRESS   METADATA\n` +
+        `${EL}Ctrl-C to stop\n${EL}\n\u001b[1A`,
+    );
     io.stdout.text = '';
     live.close();
-    expect(io.stdout.text.startsWith('\u001b[4A\r\u001b[J')).toBe(true);
+    expect(io.stdout.text.startsWith('\u001b[3A\r')).toBe(true);
     expect(io.stdout.text).not.toContain('Ctrl-C');
     expect(io.stdout.text.endsWith('\u001b[?25h')).toBe(true);
     io.stdout.text = '';
@@ -84,6 +108,6 @@ describe('LiveTable', () => {
     const { io, live } = table();
     io.stdout.text = '';
     live.resize();
-    expect(io.stdout.text.startsWith('\u001b[H\u001b[2J\r\u001b[J')).toBe(true);
+    expect(io.stdout.text.startsWith('\u001b[H\u001b[2J\r\u001b[2K')).toBe(true);
   });
 });

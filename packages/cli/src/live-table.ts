@@ -6,11 +6,13 @@ import { printable } from './printable.js';
 const ESC = '\u001b[';
 const HIDE_CURSOR = `${ESC}?25l`;
 const SHOW_CURSOR = `${ESC}?25h`;
-const CLEAR_BELOW = `${ESC}J`;
+const CLEAR_LINE = `${ESC}2K`;
 const CLEAR_SCREEN = `${ESC}H${ESC}2J`;
 const STYLES = { bold: '1', dim: '2', red: '31', yellow: '33' } as const;
 /** Warnings kept under the table. */
 const MAX_NOTES = 3;
+/** Lines the source's error may take above the table. */
+const MAX_ERROR_LINES = 3;
 
 /** Options of {@link LiveTable}. */
 export interface LiveTableOptions {
@@ -24,8 +26,8 @@ export interface LiveTableOptions {
 
 /**
  * The terminal view of `sdkit watch`: a title line (instance count, time of the last change), the source's error
- * while it fails, the table of instances, the last warnings, redrawn in place (plain ANSI: cursor up, clear
- * below) on every change. Lines are cut to the terminal's width and the table to its height ("… N more"), so the
+ * while it fails (then the table is the last known set), the table of instances, the last warnings, redrawn in place (plain ANSI: cursor up, erase
+ * line) on every change. Lines are cut to the terminal's width and the table to its height ("… N more"), so the
  * redraw never scrolls or wraps. {@link close} leaves the last table on screen and the cursor visible.
  */
 export class LiveTable implements Disposable {
@@ -87,12 +89,14 @@ export class LiveTable implements Disposable {
     const event = this.#event;
     const lines: string[] = [];
     const count =
-      event === undefined ? 'waiting for the first answer…' : plural(event.instances.length, 'instance');
+      event === undefined
+        ? 'waiting for the first answer…'
+        : `${plural(event.instances.length, 'instance')}${event.error ? ' (last known)' : ''}`;
     const at = this.#updatedAt ? ` · updated ${this.#updatedAt.toTimeString().slice(0, 8)}` : '';
     lines.push(style('bold', clipLine(`${this.#options.title} · ${count}${at}`, width)));
     if (event?.error) {
-      const text = `! ${event.error.name}: ${event.error.message} (showing the last known instances)`;
-      lines.push(style('red', clipLine(printable(text), width)));
+      const text = printable(`! ${event.error.name}: ${event.error.message}`);
+      lines.push(...wrap(text, width, MAX_ERROR_LINES).map((l) => style('red', l)));
     }
     const footer = [
       ...this.#notes.map((n) => style('yellow', clipLine(n, width))),
@@ -116,10 +120,34 @@ export class LiveTable implements Disposable {
     const width = Math.max(20, (this.#out.columns ?? 80) - 1);
     const height = Math.max(6, this.#out.rows ?? 24);
     const lines = this.lines(width, height);
-    const up = this.#drawn > 0 ? `${ESC}${this.#drawn}A\r` : '\r';
-    this.#out.write(`${up}${CLEAR_BELOW}${lines.join('\n')}\n`);
+    // Back to the first line of the previous view, then each line erased and written: no "clear to the end of the
+    // screen", which some terminals (tmux) turn into scrolling the whole screen into their history.
+    let text = `${this.#drawn > 0 ? `${ESC}${this.#drawn}A` : ''}\r`;
+    for (const line of lines) text += `${CLEAR_LINE}${line}\n`;
+    const left = this.#drawn - lines.length;
+    if (left > 0) text += `${`${CLEAR_LINE}\n`.repeat(left)}${ESC}${left}A`;
+    this.#out.write(text);
     this.#drawn = lines.length;
   }
+}
+
+/** `text` in lines of at most `width` characters (broken at spaces where possible), at most `max` of them. */
+function wrap(text: string, width: number, max: number): string[] {
+  const lines: string[] = [];
+  let rest = text;
+  while (rest !== '' && lines.length < max) {
+    if (rest.length <= width) {
+      lines.push(rest);
+      rest = '';
+      break;
+    }
+    const space = rest.lastIndexOf(' ', width);
+    const cut = space > width / 2 ? space : width;
+    lines.push(rest.slice(0, cut));
+    rest = rest.slice(cut).trimStart();
+  }
+  if (rest !== '') lines[lines.length - 1] = clipLine(`${lines.at(-1)!} ${rest}`, width);
+  return lines;
 }
 
 function plural(n: number, word: string): string {

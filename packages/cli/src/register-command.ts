@@ -14,7 +14,8 @@ export const DEREGISTER_TIMEOUT_MS = 5_000;
  * end (with `--json`: one JSON object per state, `{"state","key","value"?,"ttlSeconds"?}`); losses and
  * re-registrations go to stderr too.
  *
- * Exit status 1 when the registration is refused (etcd permission denied) or the deregistration fails or takes
+ * Exit status 1 when the registration is refused (etcd permission denied; also later, when a lost lease cannot
+ * be replaced for that reason: the registrar gives up) or the deregistration fails or takes
  * longer than {@link DEREGISTER_TIMEOUT_MS} (the key then expires with its lease); a second signal while
  * deregistering gives up at once (130), leaving the key to expire with its lease.
  */
@@ -60,12 +61,19 @@ export function registerCommand(
       } else if (state === 'lost') {
         note(io, `the lease of ${shownKey} was lost; registering it again`);
         if (context.json) report(state, '');
+      } else if (state === 'deregistered' && registered) {
+        // The registrar gave up (etcd denied it after a loss); it logged why. Before the first registration,
+        // register() rejects instead (below).
+        note(io, `${shownKey} is not registered any more: the registrar gave up`);
+        finish(EXIT_CODES.failure);
       }
     });
     cleanups.push(() => subscription.unsubscribe());
     registrar.register().catch((err: unknown) => {
       if (stopping || done) return;
-      note(io, `could not register ${shownKey}: ${printable((err as Error).message)}`);
+      const message = (err as Error).message;
+      // The registrar logs a refusal itself, with the key and etcd's answer: say it once.
+      if (!context.logger.said(message)) note(io, `could not register ${shownKey}: ${printable(message)}`);
       finish(EXIT_CODES.failure);
     });
     cleanups.push(
