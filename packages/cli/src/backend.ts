@@ -74,8 +74,8 @@ export interface Registration {
   readonly registrar: Registrar;
 }
 
-/** A connected target. */
-export interface ConnectedTarget {
+/** A connected target; disposing it closes it. */
+export interface ConnectedTarget extends Disposable {
   /** A new Instancer following the target; the caller stops it. */
   follow(): Instancer;
   /** A Registrar announcing `address` under the target; only where {@link Backend.registers}. */

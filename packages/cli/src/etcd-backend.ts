@@ -172,6 +172,7 @@ function prepared(
           }
         },
         close: () => client.close(),
+        [Symbol.dispose]: () => client.close(),
       };
     },
   };

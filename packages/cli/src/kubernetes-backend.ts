@@ -83,5 +83,6 @@ async function connect(
   return {
     follow: (): Instancer => client[instancerForTarget]({ scheme: 'kubernetes', authority: undefined, path }),
     close: () => client.close(),
+    [Symbol.dispose]: () => client.close(),
   };
 }

@@ -71,29 +71,25 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
     });
     // A failed connect is reported once, by its error; what the client logged on the way would repeat it.
     logger.mute();
-    const connected = await prepared.connect().finally(() => logger.unmute());
-    try {
-      const context: CommandContext = {
-        io,
-        target,
-        prepared,
-        connected,
-        json: flags.json === true,
-        timeoutMs,
-        logger,
-      };
-      switch (command) {
-        case 'ls':
-          return await lsCommand(context);
-        case 'resolve':
-          return await resolveCommand(context);
-        case 'watch':
-          return await watchCommand(context);
-        case 'register':
-          return await registerCommand(context, line.address!, registration!);
-      }
-    } finally {
-      connected.close();
+    using connected = await prepared.connect().finally(() => logger.unmute());
+    const context: CommandContext = {
+      io,
+      target,
+      prepared,
+      connected,
+      json: flags.json === true,
+      timeoutMs,
+      logger,
+    };
+    switch (command) {
+      case 'ls':
+        return await lsCommand(context);
+      case 'resolve':
+        return await resolveCommand(context);
+      case 'watch':
+        return await watchCommand(context);
+      case 'register':
+        return await registerCommand(context, line.address!, registration!);
     }
   } catch (err) {
     return reportError(err, io);
