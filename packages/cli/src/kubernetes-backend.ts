@@ -78,7 +78,12 @@ async function connect(
       logger: request.logger,
     });
   } catch (err) {
-    throw connectFailure(err);
+    const failure = connectFailure(err);
+    // The message speaks of createKubernetesClient's options; say what they are on the command line.
+    if ((err as { reason?: unknown }).reason === 'config') {
+      failure.message += ' (on the command line: --kubeconfig FILE, or set $KUBECONFIG)';
+    }
+    throw failure;
   }
   return {
     follow: (): Instancer => client[instancerForTarget]({ scheme: 'kubernetes', authority: undefined, path }),

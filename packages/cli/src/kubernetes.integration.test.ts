@@ -138,6 +138,19 @@ describe('sdkit on kubernetes:// targets', () => {
     expect(ctx.stderr).toMatch(/^sdkit: .*"nope"/);
   });
 
+  it('says how to name a kubeconfig when none is found (exit 2)', async () => {
+    const done = expectExit(
+      await sdkit(['ls', 'kubernetes:///cart.shop'], {
+        HOME: '/nonexistent-home',
+        KUBERNETES_SERVICE_HOST: '',
+      }),
+      2,
+    );
+    expect(done.stderr).toMatch(
+      /^sdkit: no Kubernetes configuration found: .*\(on the command line: --kubeconfig FILE, or set \$KUBECONFIG\)\n/,
+    );
+  });
+
   it('exits 1 when the API server is unreachable (within --dial-timeout)', async () => {
     await kube.stop();
     try {
