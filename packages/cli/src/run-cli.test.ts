@@ -41,9 +41,15 @@ describe('runCli without a source', () => {
   it.each([
     [['ls'], /sdkit ls needs a TARGET/],
     [
-      ['ls', 'dns+srv://_http._tcp.example.'],
-      /unknown scheme "dns\+srv:\/\/"; the schemes are etcd, etcd\+http, kubernetes/,
+      ['ls', 'consul://svc'],
+      /unknown scheme "consul:\/\/"; the schemes are etcd, etcd\+http, kubernetes, dns\+srv, dns/,
     ],
+    [['ls', 'dns+srv://_http._tcp.example.:80'], /an SRV target takes no port/],
+    [
+      ['register', 'dns+srv://_http._tcp.example.', '10.0.0.1:80'],
+      /register works on etcd targets only: dns\+srv:\/\/ targets are read-only/,
+    ],
+    [['ls', 'dns:///api.example', '--kubeconfig', '/k'], /--kubeconfig is not taken by dns:\/\/ targets/],
     [
       ['register', 'kubernetes:///svc.ns:80', '10.0.0.1:80'],
       /register works on etcd targets only: kubernetes:\/\/ targets are read-only/,
@@ -126,6 +132,7 @@ describe('backend packages', () => {
     }
     expect(staticImports).toEqual([]);
     expect(dynamicImports.sort()).toEqual([
+      'dns-backend.ts: @sdkit/sd-dns',
       'etcd-backend.ts: @sdkit/sd-etcd',
       'kubernetes-backend.ts: @sdkit/sd-kubernetes',
     ]);

@@ -52,8 +52,8 @@ describe('parseDnsTarget', () => {
     ],
     ['dns+srv:///', /names nothing to look up/],
     [
-      'dns://api.example:80',
-      /what follows "\/\/" is the DNS server .* write "dns:\/\/\/api\.example:80" \(three slashes\)/,
+      'dns://127.0.0.1:53',
+      /"127\.0\.0\.1:53" is a DNS server, and names nothing to look up; write "dns:\/\/127\.0\.0\.1:53\/<name>"/,
     ],
     [
       'dns://dns.google/api.example:80',
@@ -75,9 +75,24 @@ describe('parseDnsTarget', () => {
     expect(() => parseDnsTarget(text)).toThrow(`Invalid DNS target ${JSON.stringify(text)}`);
   });
 
-  it("refuses grpc-js's form of an authority without its slash (dns://api.example:80)", () => {
-    expect(() => parseDnsTarget({ scheme: 'dns', path: '//api.example:80' })).toThrow(
-      /write "dns:\/\/\/api\.example:80" \(three slashes\)/,
+  it('takes a name in the authority’s place (dns+srv://_http._tcp.example.), as the issue’s CLI grammar writes it', () => {
+    expect(parseDnsTarget('dns+srv://_http._tcp.example.')).toEqual({
+      kind: 'srv',
+      name: '_http._tcp.example.',
+    });
+    expect(parseDnsTarget('dns://api.example:80')).toEqual({
+      kind: 'address',
+      name: 'api.example.',
+      port: 80,
+    });
+    // grpc-js hands "dns://api.example:80" over as the path "//api.example:80", without an authority.
+    expect(parseDnsTarget({ scheme: 'dns', path: '//api.example:80' })).toEqual({
+      kind: 'address',
+      name: 'api.example.',
+      port: 80,
+    });
+    expect(() => parseDnsTarget({ scheme: 'dns', path: '//[::1]:53' })).toThrow(
+      /is a DNS server, and names nothing/,
     );
   });
 

@@ -43,6 +43,8 @@ const DIGITS = /^[0-9]{1,5}$/;
  * dns:///api.example:8080                     A and AAAA records of api.example., port 8080
  * dns://[::1]:5353/api.example:8080           … asking ::1 port 5353
  * dns:api.example                             port 443 (gRPC's default)
+ * dns+srv://_http._tcp.example.               the name in the authority's place: system resolvers
+ * dns://api.example:8080                      … (a DNS server is an IP address, so this is the name)
  * ```
  *
  * Names are always fully qualified (a trailing dot is optional). An SRV target takes no port (each record has
@@ -50,7 +52,7 @@ const DIGITS = /^[0-9]{1,5}$/;
  *
  * @param target a target string, or the parsed form a gRPC resolver gets ({@link TargetUri}).
  * @throws TypeError naming the target and what is wrong: another scheme, a DNS server that is not an IP address
- *   (with an optional port), an authority without the `/` after it (`dns://api.example:80`), a bad name or port,
+ *   (with an optional port), a DNS server and nothing after it (`dns://127.0.0.1:53`), a bad name or port,
  *   a port on an SRV target, an IP address instead of a name, queries and fragments.
  */
 export function parseDnsTarget(target: string | TargetUri): DnsTarget {
@@ -72,7 +74,13 @@ export function parseDnsTarget(target: string | TargetUri): DnsTarget {
       const slash = rest.indexOf('/', 2);
       authority = slash === -1 ? rest.slice(2) : rest.slice(2, slash);
       path = slash === -1 ? '' : rest.slice(slash + 1);
-      if (slash === -1) return noSlash(shown, scheme!, authority);
+      if (slash === -1) {
+        // `dns+srv://_http._tcp.example.`: no "/" after the authority, so it is the name, asked of the system's
+        // resolvers (a DNS server is always an IP address, a name never is, so the two cannot be confused).
+        if (isServerText(authority)) return noSlash(shown, scheme!, authority);
+        path = authority;
+        authority = undefined;
+      }
     } else {
       path = rest;
     }
@@ -90,7 +98,8 @@ export function parseDnsTarget(target: string | TargetUri): DnsTarget {
     // grpc-js splits off an authority only when a "/" follows it: "dns://api.example:80" arrives as the path
     // "//api.example:80".
     if (authority === undefined && path.startsWith('//') && !path.slice(2).includes('/')) {
-      return noSlash(shown, scheme ?? 'dns', path.slice(2));
+      if (isServerText(path.slice(2))) return noSlash(shown, scheme ?? 'dns', path.slice(2));
+      path = path.slice(2);
     }
   } else {
     throw new TypeError(
@@ -147,8 +156,13 @@ function server(authority: string, fail: (why: string) => never): string {
   return (parsed as DnsServer).text;
 }
 
+/** Whether `text` reads as a DNS server (an IP address with an optional port), not as a name to look up. */
+function isServerText(text: string): boolean {
+  return typeof parseDnsServer(text) !== 'string';
+}
+
 function noSlash(shown: string, scheme: string, rest: string): never {
   throw new TypeError(
-    `Invalid DNS target ${JSON.stringify(shown)}: what follows "//" is the DNS server to ask and must end with "/"; to use the system's resolvers write "${scheme}:///${rest}" (three slashes)`,
+    `Invalid DNS target ${JSON.stringify(shown)}: ${JSON.stringify(rest)} is a DNS server, and names nothing to look up; write "${scheme}://${rest}/<name>"`,
   );
 }
