@@ -5,7 +5,7 @@ type Level = 'debug' | 'info' | 'warn' | 'error';
 
 /**
  * What instancers log when their source starts failing ("sdkit: etcd watch failing; retrying", "sdkit:
- * Kubernetes list/watch failing; retrying"): the same error reaches the commands as the `error` of an event, and
+ * Kubernetes list/watch failing; retrying", "sdkit: DNS lookup failing; retrying"): the same error reaches the commands as the `error` of an event, and
  * they show it, so these lines would only repeat it.
  */
 const SHOWN_AS_EVENTS = / failing; retrying$/;

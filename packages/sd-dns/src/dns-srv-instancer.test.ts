@@ -402,7 +402,7 @@ describe('DnsSrvInstancer: failures are data', () => {
     await settle();
     const levels = logger.records.filter((r) => r.level !== 'debug').map((r) => [r.level, r.msg]);
     expect(levels).toEqual([
-      ['warn', 'sdkit: DNS lookup failed'],
+      ['warn', 'sdkit: DNS lookup failing; retrying'],
       ['info', 'sdkit: DNS lookups answer again'],
     ]);
   });
