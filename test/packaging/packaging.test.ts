@@ -162,6 +162,15 @@ describe.each(packages)('$manifest.name', (pkg) => {
     expect(files.filter((f) => /\.test\.|(^|\/)fixtures(\/|$)/.test(f))).toEqual([]);
   });
 
+  it('installs its commands (bin): each a node script that npm linked into node_modules/.bin', () => {
+    const { bin: bins = {} } = installed();
+    const commands = typeof bins === 'string' ? { [pkg.manifest.name.split('/').pop()!]: bins } : bins;
+    for (const [command, file] of Object.entries(commands)) {
+      expect(readFileSync(join(installedDir(), file), 'utf8'), file).toMatch(/^#!\/usr\/bin\/env node\n/);
+      expect(existsSync(join(consumer, 'node_modules', '.bin', command)), `.bin/${command}`).toBe(true);
+    }
+  });
+
   it('passes publint (strict: warnings count)', async () => {
     const result = await runCommand(bin('publint'), ['run', tarballs.get(pkg.manifest.name)!, '--strict'], {
       cwd: here,

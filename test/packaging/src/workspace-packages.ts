@@ -17,6 +17,8 @@ export interface Manifest {
   readonly license?: string;
   readonly engines?: { readonly node?: string };
   readonly exports?: Record<string, unknown>;
+  readonly main?: string;
+  readonly bin?: string | Record<string, string>;
   readonly sideEffects?: boolean | readonly string[];
   readonly publishConfig?: { readonly access?: string };
   readonly dependencies?: Record<string, string>;
@@ -29,7 +31,7 @@ export interface WorkspacePackage {
   /** Its directory, absolute. */
   readonly dir: string;
   readonly manifest: Manifest;
-  /** Its import specifiers: the name, plus `name/sub` for every other `exports` key. */
+  /** Its import specifiers: `name` and `name/sub` for each `exports` key (only `name` if just `main`). */
   readonly entries: readonly string[];
 }
 
@@ -51,6 +53,8 @@ export function publishablePackages(): WorkspacePackage[] {
 }
 
 function entriesOf(manifest: Manifest): string[] {
-  const keys = Object.keys(manifest.exports ?? { '.': null }).filter((key) => key !== './package.json');
+  const keys = Object.keys(manifest.exports ?? (manifest.main ? { '.': manifest.main } : {})).filter(
+    (key) => key !== './package.json',
+  );
   return keys.map((key) => (key === '.' ? manifest.name : `${manifest.name}/${key.replace(/^\.\//, '')}`));
 }
