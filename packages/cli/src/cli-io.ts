@@ -3,6 +3,7 @@ import { type Clock, systemClock } from '@sdkit/sd-core';
 
 /** Where `sdkit` writes: `process.stdout` / `process.stderr`, or a fake in tests. */
 export interface CliOutput {
+  /** Writes `text` as it is (no newline added); the result is ignored. */
   write(text: string): unknown;
   /** Whether this is a terminal (the live table of `watch` and colours need one). */
   readonly isTTY?: boolean | undefined;

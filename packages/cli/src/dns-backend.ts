@@ -1,4 +1,4 @@
-import { type Instancer, instancerForTarget } from '@sdkit/sd-core';
+import type { Instancer } from '@sdkit/sd-core';
 import type * as SdDns from '@sdkit/sd-dns';
 import type { Backend, BackendRequest, PreparedTarget } from './backend.js';
 import { usageError } from './cli-error.js';

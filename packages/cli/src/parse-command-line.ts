@@ -8,7 +8,23 @@ export type CommandName = 'ls' | 'watch' | 'resolve' | 'register';
 export const COMMANDS: readonly CommandName[] = Object.freeze(['ls', 'watch', 'resolve', 'register']);
 
 /** A flag `sdkit` takes (long name, without `--`). */
-export type FlagName = keyof typeof FLAGS;
+export type FlagName =
+  | 'json'
+  | 'timeout'
+  | 'dial-timeout'
+  | 'ttl'
+  | 'metadata'
+  | 'endpoints'
+  | 'cacert'
+  | 'cert'
+  | 'key'
+  | 'user'
+  | 'password-file'
+  | 'kubeconfig'
+  | 'context'
+  | 'namespace'
+  | 'help'
+  | 'version';
 
 /** The flags given: long name → its value, or `true` for a switch. */
 export type CliFlags = Readonly<Partial<Record<FlagName, string | true>>>;
@@ -41,7 +57,10 @@ const FLAGS = {
   namespace: { type: 'string', short: 'n' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
-} as const satisfies Record<string, FlagSpec>;
+} as const satisfies Record<FlagName, FlagSpec>;
+
+// Every FlagName has a spec (above), and every spec a FlagName (here).
+const _everyFlagNamed: FlagName = '' as keyof typeof FLAGS;
 
 const PASSWORD_ADVICE =
   'a password on the command line can be read by anyone on the machine (ps); set $ETCDCTL_PASSWORD or use --password-file PATH';

@@ -10,6 +10,7 @@ import { assertEndpointSource } from './balancer.js';
  * (`outlierEjection`, whose `entries` is optional) fit.
  */
 export type EntrySource<Req = unknown, Res = unknown> = EndpointSource<Req, Res> & {
+  /** The current entries, in `endpoints()`' order; the same frozen array until the set changes. */
   entries?(): readonly EndpointEntry<Req, Res>[];
 };
 

@@ -41,6 +41,10 @@ export interface BackoffOptions {
 
 /** A validated {@link BackoffOptions}: `delay(attempt)` gives the wait before retry number `attempt` (0-based). */
 export interface Backoff {
+  /**
+   * The wait in ms before retry number `attempt` (0-based): `min(maxMs, initialMs · factor^attempt)`, of which
+   * the `jitter` share is random.
+   */
   delay(attempt: number): number;
 }
 

@@ -30,6 +30,7 @@ export interface TargetInstancerOptions {
  * @throws TypeError (from the method) naming the target when it is malformed for this backend.
  */
 export interface TargetInstancerSource<O extends TargetInstancerOptions = TargetInstancerOptions> {
+  /** A new Instancer following `target`; the caller stops it. Throws a TypeError for a malformed target. */
   [instancerForTarget](target: TargetUri, options?: O): Instancer;
 }
 

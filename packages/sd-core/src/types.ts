@@ -212,9 +212,13 @@ export interface Registrar extends AsyncDisposable {
  * sdkit never logs credentials. Pass `{ logger }` to any component; the default logs nothing.
  */
 export interface Logger {
+  /** Logs at debug level: `obj`'s fields, then `msg` (pino's argument order). */
   debug(obj: object, msg?: string): void;
+  /** Logs at info level, like {@link debug}. */
   info(obj: object, msg?: string): void;
+  /** Logs at warn level, like {@link debug}. */
   warn(obj: object, msg?: string): void;
+  /** Logs at error level, like {@link debug}. */
   error(obj: object, msg?: string): void;
 }
 

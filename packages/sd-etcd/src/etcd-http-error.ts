@@ -6,7 +6,10 @@
  */
 import type { EtcdErrorKind } from './transport.js';
 
-/** What an {@link EtcdHttpError} is made of. */
+/**
+ * What an {@link EtcdHttpError} is made of.
+ * @inline Not exported: the API reference shows it in the constructor's signature.
+ */
 export interface EtcdHttpErrorInit {
   readonly kind: EtcdErrorKind;
   /** The gRPC status code etcd answered, if it answered one. */
@@ -29,7 +32,7 @@ export interface EtcdHttpErrorInit {
  */
 export class EtcdHttpError extends Error {
   override readonly name = 'EtcdHttpError';
-  /** What the failure means (see {@link EtcdErrorKind}). */
+  /** What the failure means to sdkit: one of the kinds in this union (`'unavailable'`: no answer, try again). */
   readonly kind: EtcdErrorKind;
   /** The gRPC status code etcd answered (e.g. 7 for permission denied); `undefined` without an etcd answer. */
   readonly code: number | undefined;

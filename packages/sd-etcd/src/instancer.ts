@@ -30,7 +30,7 @@ export interface EtcdInstancerOptions {
    * Relative to the client's namespace, if it has one (do not repeat the namespace here).
    */
   prefix: string;
-  /** How values are read. Default {@link codecs.auto} (go-kit strings, etcd-naming JSON and sdkit JSON). */
+  /** How values are read. Default `codecs.auto` (go-kit strings, etcd-naming JSON and sdkit JSON). */
   codec?: Codec;
   /** Default: the client's logger. Unreadable values are logged at `warn` with `{ key, codec, reason }`. */
   logger?: Logger;

@@ -8,9 +8,13 @@ import { type Clock, type Logger, type Registrar, silentLogger, systemClock } fr
 export interface SignalProcess {
   readonly pid: number;
   exitCode?: number | string | null | undefined;
+  /** Adds a listener for `event`, as `process.on`. */
   on(event: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown;
+  /** Removes a listener added with {@link on}, as `process.off`. */
   off(event: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown;
+  /** How many listeners `event` has, as `process.listenerCount`. */
   listenerCount(event: NodeJS.Signals): number;
+  /** Sends `signal` to process `pid`, as `process.kill` (to die by the signal once deregistered). */
   kill(pid: number, signal: NodeJS.Signals): unknown;
 }
 

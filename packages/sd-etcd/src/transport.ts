@@ -127,6 +127,8 @@ export interface CallOptions {
  *   gateway: it answers 404);
  * - `closed`: the client was closed;
  * - `other`: anything else.
+ *
+ * @inline Not exported: the API reference shows the union where it is used (`EtcdHttpError.kind`).
  */
 export type EtcdErrorKind =
   | 'lease-not-found'
