@@ -11,6 +11,7 @@ import {
 import type { EndpointSource } from './balancer.js';
 import { assertEndpointSource, typeName } from './balancer.js';
 import { CallMeter, type CallOutcome } from './call-meter.js';
+import { countEjection } from './lb-instruments.js';
 
 /**
  * Success-rate ejection (Envoy's `success_rate_*`): once per interval, the endpoints that had at least
@@ -753,6 +754,7 @@ class Ejector<Req, Res> {
       `sdkit: endpoint ejected for ${ejectionMs} ms (${reason})`,
     );
     this.#emit({ type: 'ejected', ...this.#describe(state), ...detail });
+    countEjection(reason);
     return true;
   }
 
