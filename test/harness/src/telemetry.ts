@@ -54,7 +54,8 @@ export function startTestTelemetry(options: { metrics?: boolean; traces?: boolea
     options.traces === false
       ? undefined
       : new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  const contextManager = options.traces === false ? undefined : new AsyncLocalStorageContextManager().enable();
+  const contextManager =
+    options.traces === false ? undefined : new AsyncLocalStorageContextManager().enable();
   if (meterProvider && !metrics.setGlobalMeterProvider(meterProvider)) {
     throw new Error('startTestTelemetry: a MeterProvider is registered already (stop() the previous one)');
   }
@@ -90,7 +91,9 @@ export function startTestTelemetry(options: { metrics?: boolean; traces?: boolea
         Object.entries(attributes).every(([key, value]) => point.attributes[key] === value),
       );
       if (matching.length > 1) {
-        throw new Error(`startTestTelemetry: ${matching.length} points of ${name} match ${JSON.stringify(attributes)}`);
+        throw new Error(
+          `startTestTelemetry: ${matching.length} points of ${name} match ${JSON.stringify(attributes)}`,
+        );
       }
       return matching[0]?.value;
     },
