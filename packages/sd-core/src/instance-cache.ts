@@ -2,6 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { Observable } from 'rxjs';
 import { BTree, compareKeys } from './btree.js';
 import { errorType } from './error-type.js';
+import { assertKnownOptions } from './known-options.js';
 import { LatestSubject } from './latest-subject.js';
 import { type CountedSet, countInstances, ERROR_TYPE, sourceInstruments } from './source-instruments.js';
 import { type SourceTelemetryOptions, telemetryAttributes } from './source-telemetry.js';
@@ -45,8 +46,15 @@ export class InstanceCache {
   readonly #counted: CountedSet | undefined;
   readonly #uncount: (() => void) | undefined;
 
-  /** @throws TypeError if `options.source` is not a non-empty string or `options.target` not a string. */
+  /**
+   * @throws TypeError if `options.source` is not a non-empty string, `options.target` not a string, or an option
+   *   is unknown.
+   */
   constructor(options: InstanceCacheOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`InstanceCache: options must be an object ({ source?, target? }), got ${options}`);
+    }
+    assertKnownOptions('InstanceCache', options, ['source', 'target'], { name: 'source', prefix: 'target' });
     if (options.source !== undefined || options.target !== undefined) {
       const attributes = telemetryAttributes('InstanceCache', options as SourceTelemetryOptions);
       const tree = this.#tree;

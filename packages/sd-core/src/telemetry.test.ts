@@ -195,6 +195,9 @@ describe('telemetry names and helpers', () => {
   it('bad source names are TypeErrors naming the option', () => {
     expect(() => newCache({ source: '' })).toThrow(/InstanceCache: source must be a non-empty string/);
     expect(() => new InstanceCache({ target: '/p/' })).toThrow(/source must be a non-empty string/);
+    expect(() => new InstanceCache({ name: 'etcd' } as never)).toThrow(
+      /unknown option "name" \(did you mean "source"\?\)/,
+    );
     expect(() => new SourceTelemetry({ source: 'etcd', target: 5 as never })).toThrow(
       /target must be a string/,
     );
