@@ -7,6 +7,7 @@ import type { PerChangeResult } from './per-change.js';
 import type { PickResult, PipelineResult } from './picks.js';
 import type { PropagationResult } from './propagation.js';
 import type { TailLatencyResult } from './tail-latency.js';
+import type { TelemetryCostResult } from './telemetry-cost.js';
 
 /** One goal and how the run did against it. */
 export interface Goal {
@@ -19,6 +20,7 @@ export interface Goal {
 interface Figures {
   readonly picks: readonly PickResult[];
   readonly pipeline: PipelineResult;
+  readonly telemetry: TelemetryCostResult;
   readonly perChange: readonly PerChangeResult[];
   readonly propagation: readonly PropagationResult[];
   readonly churn: readonly ChurnResult[];
@@ -99,6 +101,11 @@ export function evaluateGoals(f: Figures): Goal[] {
     goal: 'pipeline overhead ≤ 1 µs / call (retry(roundRobin(endpointer)))',
     measured: `${x(f.pipeline.overheadNs / 1000)} µs`,
     met: f.pipeline.overheadNs <= 1000,
+  });
+  goals.push({
+    goal: 'telemetry costs a call through retry ≤ 5 % while no OpenTelemetry SDK is registered',
+    measured: `${x(f.telemetry.noSdkExtra * 100, 1)} % (${x(f.telemetry.offNs, 1)} → ${x(f.telemetry.noSdkNs, 1)} ns)`,
+    met: f.telemetry.noSdkExtra <= 0.05,
   });
   goals.push({
     goal: '≤ 1 KiB per instance held (instancer + endpointer + roundRobin)',

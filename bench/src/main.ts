@@ -20,6 +20,7 @@ import { benchPropagation, propagationPrefix } from './propagation.js';
 import { benchRegistration } from './registration.js';
 import { benchTailLatency } from './tail-latency.js';
 import { tailLatencyTables } from './tail-latency-report.js';
+import { benchTelemetryCost } from './telemetry-cost.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
@@ -38,6 +39,8 @@ const picks = await benchPicks([10, 1_000, 10_000], quick);
 say(`picks done (${elapsed()})`);
 const pipeline = await benchPipeline(quick);
 say(`pipeline done (${elapsed()})`);
+const telemetry = await benchTelemetryCost(quick);
+say(`telemetry cost done (${elapsed()})`);
 const memory = await benchMemory(quick ? 10_000 : 100_000);
 say(`memory done (${elapsed()})`);
 const perChange = benchPerChange([10, 1_000, 10_000, 100_000], quick);
@@ -127,6 +130,7 @@ const machine = {
 const goals = evaluateGoals({
   picks,
   pipeline,
+  telemetry,
   perChange,
   propagation,
   churn,
@@ -140,6 +144,7 @@ const results = {
   goals,
   picks,
   pipeline,
+  telemetry,
   perChange,
   propagation,
   churn,
@@ -171,6 +176,17 @@ const md = [
   `| no-op endpoint, direct | ${fmt(pipeline.directNs)} |`,
   `| retry(roundRobin(endpointer)) | ${fmt(pipeline.pipelineNs)} |`,
   `| overhead | ${fmt(pipeline.overheadNs)} (${fmt(pipeline.pipelineNs / pipeline.directNs, 2)}×) |`,
+  '',
+  '### Telemetry cost of a call through retry',
+  '',
+  'retry(roundRobin(10 no-op endpoints)), telemetry off and on interleaved; the SDK rows in a worker thread.',
+  '',
+  '| telemetry | ns / call |',
+  '| --- | ---: |',
+  `| off (\`telemetry: false\`), no SDK | ${fmt(telemetry.offNs)} |`,
+  `| on, @opentelemetry/api without an SDK | ${fmt(telemetry.noSdkNs)} (${fmt(telemetry.noSdkExtra * 100)} % extra) |`,
+  `| off, SDK registered (AsyncLocalStorage context manager) | ${fmt(telemetry.sdkOffNs)} |`,
+  `| on, SDK registered (a sampled span per call, batched and discarded) | ${fmt(telemetry.sdkNs)} |`,
   '',
   '### Tail latency through each balancing strategy (real HTTP servers on loopback)',
   '',

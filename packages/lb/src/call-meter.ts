@@ -9,6 +9,7 @@ import {
 } from '@sdkit/sd-core';
 import { typeName } from './balancer.js';
 import { toError } from './errors.js';
+import { trackActiveCalls } from './lb-instruments.js';
 
 /** Options of {@link CallMeter}. */
 export interface CallMeterOptions {
@@ -138,7 +139,9 @@ class EndpointStats implements EndpointLoad {
  * `measure(factory)` returns a Factory whose endpoints wrap the factory's: a call counts as in flight until its
  * promise settles; resolving is a success, rejecting (or throwing) a failure; its latency feeds a peak-sensitive
  * moving average (see {@link EndpointLoad}). The wrapper adds two clock reads per call and nothing per pick.
- * Listeners of {@link onOutcome} hear every settled call. One meter may measure several factories.
+ * Listeners of {@link onOutcome} hear every settled call. One meter may measure several factories. With an
+ * OpenTelemetry SDK registered, the calls in flight per instance key are reported as `sdkit.endpoint.active_calls`
+ * (read at collection: nothing per call), until the endpointer closes the endpoint.
  *
  * @throws TypeError for invalid options.
  */
@@ -258,7 +261,15 @@ export class CallMeter {
       );
     }) as Endpoint<Req, Res> & { [STATS]?: EndpointStats };
     measured[STATS] = stats;
-    return made.close === undefined ? { endpoint: measured } : { endpoint: measured, close: made.close };
+    const untrack = trackActiveCalls(stats);
+    const close = made.close;
+    return {
+      endpoint: measured,
+      close() {
+        untrack();
+        return close?.call(this);
+      },
+    };
   }
 }
 

@@ -2,7 +2,8 @@
  * @sdkit/lb — load balancers over an sdkit Endpointer (round-robin, random; load-aware: p2c and peakEwma over a
  * CallMeter that measures the calls) and `retry`, which turns a balancer
  * into one Endpoint that retries on other instances, with backoff (from p-retry), per-attempt and overall
- * timeouts, and abort, keeping every attempt's error.
+ * timeouts, and abort, keeping every attempt's error. Spans and metrics go through `@opentelemetry/api`
+ * (docs/telemetry.md).
  * @packageDocumentation
  */
 export type { Balancer, EndpointSource, PickContext } from './balancer.js';
@@ -30,6 +31,7 @@ export { type PeakEwmaOptions, peakEwma } from './peak-ewma.js';
 export { type RandomOptions, random } from './random.js';
 export { type BackoffOptions, type RetryInfo, type RetryOptions, retry } from './retry.js';
 export { type RetryBudget, type RetryBudgetOptions, retryBudget } from './retry-budget.js';
+export type { RetryTelemetryOptions } from './retry-telemetry.js';
 export { type RingHashOptions, ringHash } from './ring-hash.js';
 export { roundRobin } from './round-robin.js';
 export { type WeightedOptions, weighted } from './weighted.js';

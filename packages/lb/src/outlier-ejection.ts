@@ -11,6 +11,7 @@ import {
 import type { EndpointSource } from './balancer.js';
 import { assertEndpointSource, typeName } from './balancer.js';
 import { CallMeter, type CallOutcome } from './call-meter.js';
+import { countEjection } from './lb-instruments.js';
 
 /**
  * Success-rate ejection (Envoy's `success_rate_*`): once per interval, the endpoints that had at least
@@ -253,7 +254,8 @@ interface Settings {
  *   ejected).
  *
  * Ejections, returns and panics are logged and reported to {@link OutlierEjector.onEvent} listeners;
- * {@link OutlierEjector.ejected} lists the ejected endpoints. `endpoints()` costs the source's `endpoints()` plus,
+ * {@link OutlierEjector.ejected} lists the ejected endpoints. With an OpenTelemetry SDK registered, each ejection
+ * counts in `sdkit.endpoint.ejections` (by reason). `endpoints()` costs the source's `endpoints()` plus,
  * while an endpoint is ejected, one clock read; it allocates nothing unless the set changed. A change of the
  * source's array costs O(n) at the next read while any endpoint has counts. When the source has `snapshot()`,
  * the ejector follows that instead and offers its own `snapshot()` (balancers read it): a change of the source
@@ -753,6 +755,7 @@ class Ejector<Req, Res> {
       `sdkit: endpoint ejected for ${ejectionMs} ms (${reason})`,
     );
     this.#emit({ type: 'ejected', ...this.#describe(state), ...detail });
+    countEjection(reason);
     return true;
   }
 

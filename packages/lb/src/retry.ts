@@ -13,8 +13,16 @@ import {
 import pRetry from 'p-retry';
 import type { Balancer, PickContext } from './balancer.js';
 import { typeName } from './balancer.js';
-import { NoEndpointsError, RetryError, type RetryGiveUpReason, TimeoutError, toError } from './errors.js';
+import {
+  NoEndpointsError,
+  RetryError,
+  type RetryErrorInit,
+  type RetryGiveUpReason,
+  TimeoutError,
+  toError,
+} from './errors.js';
 import type { RetryBudget } from './retry-budget.js';
+import { type RetryTelemetry, type RetryTelemetryOptions, retryTelemetryOf } from './retry-telemetry.js';
 
 /** sd-core's one backoff shape (`initialMs`, `maxMs`, `factor`, `jitter`, `random`), re-exported under its name. */
 export type { BackoffOptions } from '@sdkit/sd-core';
@@ -93,6 +101,13 @@ export interface RetryOptions<Req = unknown> {
    * Default: none (every retry allowed).
    */
   readonly budget?: RetryBudget;
+  /**
+   * OpenTelemetry, through `@opentelemetry/api` (docs/telemetry.md): each call is an `sdkit.retry` span in the
+   * caller's context, active during its attempts, with an event per attempt; retries and give-ups are counted.
+   * `{ name }` names this endpoint in them; `false` turns it off for this endpoint. Default: on, unnamed — which
+   * costs one check per call while no SDK is registered.
+   */
+  readonly telemetry?: false | RetryTelemetryOptions;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -108,6 +123,7 @@ const RETRY_OPTIONS = [
   'clock',
   'pickContext',
   'budget',
+  'telemetry',
 ] as const;
 const RETRY_OPTION_HINTS = {
   max: 'maxAttempts',
@@ -252,6 +268,7 @@ export function retry<Req, Res>(
     throw new TypeError(`retry: clock must be a Clock, got ${typeName(clock)}`);
   }
   const backoff = backoffOf(options.backoff);
+  const telemetry = retryTelemetryOf(options.telemetry);
 
   return (request: Req, callOptions?: EndpointOptions): Promise<Res> => {
     const callSignal = callOptions?.signal;
@@ -262,30 +279,25 @@ export function retry<Req, Res>(
     }
     const alreadyAborted = signal?.aborted ? signal : callSignal?.aborted ? callSignal : undefined;
     if (alreadyAborted) {
-      return Promise.reject(
-        new RetryError({ errors: [], cause: toError(alreadyAborted.reason), reason: 'aborted' }),
-      );
+      return rejectEarly(telemetry, { errors: [], cause: toError(alreadyAborted.reason), reason: 'aborted' });
     }
     let context: PickContext | undefined;
     if (pickContext !== undefined) {
       try {
         context = pickContext(request);
       } catch (thrown) {
-        return Promise.reject(
-          new RetryError({ errors: [], cause: toError(thrown), reason: 'not-retryable' }),
-        );
+        return rejectEarly(telemetry, { errors: [], cause: toError(thrown), reason: 'not-retryable' });
       }
     }
     if (budget !== undefined) {
       try {
         budget.deposit();
       } catch (thrown) {
-        return Promise.reject(
-          new RetryError({ errors: [], cause: toError(thrown), reason: 'not-retryable' }),
-        );
+        return rejectEarly(telemetry, { errors: [], cause: toError(thrown), reason: 'not-retryable' });
       }
     }
 
+    const span = telemetry?.startSpan();
     return new Promise<Res>((resolve, reject) => {
       /** One error per attempt made, in order. */
       const errors: Error[] = [];
@@ -346,6 +358,7 @@ export function retry<Req, Res>(
         abortInFlight = undefined;
         if (inFlight) errors.push(cause);
         const error = new RetryError({ errors, cause, reason });
+        telemetry?.gaveUp(error, span);
         inFlight?.(cause);
         stop?.abort(cause);
         reject(error);
@@ -353,6 +366,8 @@ export function retry<Req, Res>(
 
       function attempt(attemptNumber: number): Promise<Res> {
         if (settled) return Promise.reject(new AttemptFailure(toError(stopReason)));
+        span?.attemptStarted();
+        if (attemptNumber > 1) telemetry?.retried(errors[errors.length - 1]);
         let picked: Endpoint<Req, Res> | undefined;
         const attemptOptions = new AttemptOptions();
         // From the second attempt on, the balancer learns which attempt it picks for (a hashing balancer then
@@ -390,7 +405,10 @@ export function retry<Req, Res>(
           let pending: PromiseLike<Res> | Res;
           try {
             picked = pickAvoiding(balancer, failedEndpoints, attemptContext);
-            pending = picked(request, attemptOptions);
+            pending =
+              span === undefined
+                ? picked(request, attemptOptions)
+                : span.run(picked, request, attemptOptions);
           } catch (error) {
             if (error instanceof NoEndpointsError && balancer.ready && !waitedForReady) {
               // Right after start-up the source may not have reported yet: wait for its first set (bounded by
@@ -400,13 +418,17 @@ export function retry<Req, Res>(
               pending = balancer.ready({ signal: attemptOptions.signal }).then(() => {
                 if (done) throw error;
                 picked = pickAvoiding(balancer, failedEndpoints, attemptContext);
-                return picked(request, attemptOptions);
+                return span === undefined
+                  ? picked(request, attemptOptions)
+                  : span.run(picked, request, attemptOptions);
               });
             } else pending = Promise.reject(error);
           }
           Promise.resolve(pending).then(
             (value) => {
-              if (finish()) resolveAttempt(value);
+              if (!finish()) return;
+              span?.attemptEnded(attemptNumber, picked);
+              resolveAttempt(value);
             },
             (error: unknown) => {
               if (finish()) rejectAttempt(error);
@@ -414,6 +436,7 @@ export function retry<Req, Res>(
           );
         }).catch((error: unknown) => {
           const failure = toError(error);
+          span?.attemptEnded(attemptNumber, picked, failure);
           if (picked) {
             failedEndpoints ??= [];
             failedEndpoints.push(picked);
@@ -426,6 +449,7 @@ export function retry<Req, Res>(
       const succeed = (value: Res): void => {
         if (settled) return;
         settle();
+        span?.succeeded(errors.length + 1);
         resolve(value);
       };
       const giveUpAfter = (error: unknown): void => {
@@ -438,7 +462,9 @@ export function retry<Req, Res>(
             : budgetExhausted
               ? 'budget-exhausted'
               : 'exhausted';
-        reject(new RetryError({ errors, cause, reason }));
+        const gaveUp = new RetryError({ errors, cause, reason });
+        telemetry?.gaveUp(gaveUp, span);
+        reject(gaveUp);
       };
       /**
        * Waits `ms` on the clock; resolves true then, or false at once if the call settles first (p-retry then
@@ -500,6 +526,13 @@ export function retry<Req, Res>(
       }
     });
   };
+}
+
+/** A call rejected before any attempt: counted as a give-up like the others. */
+function rejectEarly(telemetry: RetryTelemetry | undefined, init: RetryErrorInit): Promise<never> {
+  const error = new RetryError(init);
+  telemetry?.gaveUp(error, undefined);
+  return Promise.reject(error);
 }
 
 function assertTimerMs(name: string, value: unknown): void {

@@ -1,4 +1,5 @@
 import { describeArgument } from './describe-argument.js';
+import { rememberEntry } from './endpoint-entries.js';
 import type { ReadySet } from './ready-set.js';
 import type { Clock, EndpointEntry, Factory, FactoryResult, Instance, Logger } from './types.js';
 
@@ -187,6 +188,7 @@ export class FactoryRuns<Req, Res> {
     slot.state = 'ready';
     slot.result = result;
     slot.entry = Object.freeze({ key: instance.key, instance, endpoint });
+    rememberEntry(slot.entry);
     this.#options.ready.put(slot.entry);
     this.#options.onReady();
   }

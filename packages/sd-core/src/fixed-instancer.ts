@@ -11,7 +11,7 @@ import type { Instance, Instancer, InstancerEvent } from './types.js';
  * An empty list is allowed (one event with no instances). `events$` completes after `stop()`.
  */
 export class FixedInstancer implements Instancer {
-  readonly #cache = new InstanceCache();
+  readonly #cache = new InstanceCache({ source: 'fixed' });
 
   /** Hot; replays the one event; never errors; completes after {@link FixedInstancer.stop}. */
   readonly events$: Observable<InstancerEvent> = this.#cache.events$;

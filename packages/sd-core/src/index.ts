@@ -14,10 +14,18 @@ export {
   retryWithin,
 } from './backoff.js';
 export { notifyClosed, onClosed } from './close-listeners.js';
+export { endpointEntryOf } from './endpoint-entries.js';
 export { DEFAULT_CLOSE_TIMEOUT_MS, type EndpointerOptions, endpointer } from './endpointer.js';
+export { errorType } from './error-type.js';
 export { FixedInstancer } from './fixed-instancer.js';
 export { holdProcess, holdUntilSettled } from './hold-process.js';
-export { byKey, InstanceCache, type InstanceUpdate, sameInstance } from './instance-cache.js';
+export {
+  byKey,
+  InstanceCache,
+  type InstanceCacheOptions,
+  type InstanceUpdate,
+  sameInstance,
+} from './instance-cache.js';
 export { assertKnownOptions } from './known-options.js';
 export {
   type MemoryRegistrar,
@@ -25,6 +33,9 @@ export {
   MemoryRegistry,
   type MemoryRegistryOptions,
 } from './memory-registry.js';
+export { type InstrumentationScope, MeterInstruments } from './meter-instruments.js';
+export { RegistrarTelemetry } from './registrar-telemetry.js';
+export { SourceTelemetry, type SourceTelemetryOptions } from './source-telemetry.js';
 export {
   instancerForTarget,
   isTargetInstancerSource,

@@ -1,6 +1,11 @@
+import type { Attributes } from '@opentelemetry/api';
 import type { Observable } from 'rxjs';
 import { BTree, compareKeys } from './btree.js';
+import { errorType } from './error-type.js';
+import { assertKnownOptions } from './known-options.js';
 import { LatestSubject } from './latest-subject.js';
+import { type CountedSet, countInstances, ERROR_TYPE, sourceInstruments } from './source-instruments.js';
+import { type SourceTelemetryOptions, telemetryAttributes } from './source-telemetry.js';
 import type { Instance, InstanceChanges, InstancerEvent } from './types.js';
 
 /** A batch of incremental changes for {@link InstanceCache.update}. */
@@ -10,6 +15,12 @@ export interface InstanceUpdate {
   /** Keys to remove. Unknown keys are ignored. A key both put and deleted in one batch ends up deleted. */
   readonly delete?: Iterable<string>;
 }
+
+/**
+ * Options of {@link InstanceCache}: the names its telemetry goes under (see {@link SourceTelemetryOptions}).
+ * Without `source` the cache reports nothing.
+ */
+export type InstanceCacheOptions = Partial<SourceTelemetryOptions>;
 
 /**
  * The state machine every sdkit Instancer is built on: it holds the current set of instances by key and turns
@@ -29,6 +40,34 @@ export class InstanceCache {
   /** The snapshot behind `#current.instances`. */
   #snapshot: Snapshot | undefined;
   #closed = false;
+  /** `sdkit.source.name` and `.target`, when the cache was given a source name. */
+  readonly #attributes: Attributes | undefined;
+  /** What the instance-count observable reads; held here so that the registry's weak reference lives with us. */
+  readonly #counted: CountedSet | undefined;
+  readonly #uncount: (() => void) | undefined;
+
+  /**
+   * @throws TypeError if `options.source` is not a non-empty string, `options.target` not a string, or an option
+   *   is unknown.
+   */
+  constructor(options: InstanceCacheOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`InstanceCache: options must be an object ({ source?, target? }), got ${options}`);
+    }
+    assertKnownOptions('InstanceCache', options, ['source', 'target'], { name: 'source', prefix: 'target' });
+    if (options.source !== undefined || options.target !== undefined) {
+      const attributes = telemetryAttributes('InstanceCache', options as SourceTelemetryOptions);
+      const tree = this.#tree;
+      this.#attributes = attributes;
+      this.#counted = {
+        attributes,
+        get size() {
+          return tree.size;
+        },
+      };
+      this.#uncount = countInstances(this.#counted);
+    }
+  }
 
   /** Hot; replays the latest event; never errors; completes after {@link InstanceCache.close}. */
   readonly events$: Observable<InstancerEvent> = this.#subject.asObservable();
@@ -97,12 +136,16 @@ export class InstanceCache {
     if (prev?.error && prev.error.message === error.message) return;
     const snapshot = this.#snapshot ?? EMPTY_SNAPSHOT;
     this.#emit(snapshot, prev ? { since: prev, added: EMPTY, removed: EMPTY } : undefined, error);
+    if (this.#attributes !== undefined) {
+      sourceInstruments.current()?.errors.add(1, { ...this.#attributes, [ERROR_TYPE]: errorType(error) });
+    }
   }
 
-  /** Completes `events$`. Idempotent. */
+  /** Completes `events$` (and stops reporting the size). Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#uncount?.();
     this.#subject.complete();
   }
 
@@ -148,6 +191,8 @@ export class InstanceCache {
     const event = lazyEvent(snapshot, changes, error);
     this.#snapshot = snapshot;
     this.#current = event;
+    // Registers the size observable with an SDK registered since the last event.
+    if (this.#attributes !== undefined) sourceInstruments.current();
     this.#subject.next(event);
   }
 }

@@ -3,6 +3,7 @@ import { type Backoff, type BackoffDefaults, createBackoff } from './backoff.js'
 import { InstanceCache } from './instance-cache.js';
 import { assertKnownOptions } from './known-options.js';
 import { LatestSubject } from './latest-subject.js';
+import { RegistrarTelemetry } from './registrar-telemetry.js';
 import {
   type Clock,
   type Instance,
@@ -189,7 +190,7 @@ export class MemoryRegistry implements Disposable {
       throw new TypeError(`MemoryRegistry.instancer: prefix must be a string (got ${typeof prefix})`);
     }
     this.#assertOpen('instancer');
-    const watch: PrefixWatch = { prefix, cache: new InstanceCache() };
+    const watch: PrefixWatch = { prefix, cache: new InstanceCache({ source: 'memory', target: prefix }) };
     const initial: Instance[] = [];
     for (const [key, entry] of this.#entries) if (key.startsWith(prefix)) initial.push(entry.instance);
     watch.cache.replace(initial);
@@ -467,9 +468,13 @@ class MemoryRegistrarImpl implements MemoryRegistrar {
   #setState(state: RegistrarState): void {
     if (this.#state === state) return;
     this.#state = state;
+    registrarTelemetry.stateChanged(state);
     this.#subject.next(state);
   }
 }
+
+/** Every memory registrar's telemetry: `sdkit.source.name` = 'memory'. */
+const registrarTelemetry = new RegistrarTelemetry('memory');
 
 function makeInstance(
   fn: string,

@@ -66,7 +66,7 @@ export class DnsAddressInstancer implements Instancer, Disposable {
   /** The servers asked, as given; `undefined`: the system's resolvers. */
   readonly servers: readonly string[] | undefined;
 
-  readonly #cache = new InstanceCache();
+  readonly #cache: InstanceCache;
   readonly #refresher: DnsRefresher;
   #stopped = false;
 
@@ -92,6 +92,8 @@ export class DnsAddressInstancer implements Instancer, Disposable {
     this.port = port;
     this.family = family;
     this.servers = settings.serverTexts;
+    // Telemetry (docs/telemetry.md): source "dns", the name looked up as its target.
+    this.#cache = new InstanceCache({ source: 'dns', target: `${settings.name}:${port}` });
     this.events$ = this.#cache.events$;
     const what = `${family === 4 ? 'A' : family === 6 ? 'AAAA' : 'A/AAAA'} ${settings.name}`;
     this.#refresher = new DnsRefresher(settings, this.#cache, what, (signal) =>

@@ -103,7 +103,8 @@ export class DnsRefresher {
     const kind = error instanceof DnsError ? error.kind : 'internal';
     const context = { lookup: this.#what, kind, failures: this.#failures, retryInMs: Math.round(delay) };
     // A streak of the same failure is logged once at warn, then at debug.
-    if (kind !== this.#lastKind) logger.warn({ ...context, err: error }, 'sdkit: DNS lookup failing; retrying');
+    if (kind !== this.#lastKind)
+      logger.warn({ ...context, err: error }, 'sdkit: DNS lookup failing; retrying');
     else logger.debug({ ...context, err: error }, 'sdkit: DNS lookup failed again');
     this.#lastKind = kind;
     this.#cache.fail(error);

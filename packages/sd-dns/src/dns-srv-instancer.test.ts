@@ -5,6 +5,7 @@
  */
 import type { InstancerEvent } from '@sdkit/sd-core';
 import { FakeClock, record, recordingLogger } from '@sdkit/sd-core/testing';
+import { startTestTelemetry } from '@sdkit/test-harness/telemetry';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DnsError } from './dns-error.js';
 import { DnsSrvInstancer, type DnsSrvInstancerOptions } from './dns-srv-instancer.js';
@@ -546,5 +547,30 @@ describe('DnsSrvInstancer: bad options', () => {
       transport: new FakeDnsTransport(() => 'hang'),
     });
     instancer.stop();
+  });
+});
+
+describe('DnsSrvInstancer telemetry (the real OpenTelemetry SDK)', () => {
+  it('reports its instances and errors as source "dns" with the SRV name as target', async () => {
+    const otel = startTestTelemetry({ traces: false });
+    try {
+      let reply: FakeReply = { answers: [srv(BARE, 'a.example', 80), srv(BARE, 'b.example', 80)] };
+      const { instancer, clock } = setup(() => reply, { minTtlMs: 1_000, maxTtlMs: 1_000 });
+      await settle();
+      expect(keys(instancer.current())).toEqual(['a.example:80', 'b.example:80']);
+      const attributes = { 'sdkit.source.name': 'dns', 'sdkit.source.target': NAME };
+      expect(await otel.points('sdkit.source.instance.count')).toEqual([{ attributes, value: 2 }]);
+      reply = { rcode: 2 };
+      clock.advance(1_000);
+      await settle();
+      expect(instancer.current()?.error).toBeInstanceOf(DnsError);
+      expect(await otel.points('sdkit.source.errors')).toEqual([
+        { attributes: { ...attributes, 'error.type': 'DnsError' }, value: 1 },
+      ]);
+      // The last known good set is still what the source holds.
+      expect(await otel.value('sdkit.source.instance.count')).toBe(2);
+    } finally {
+      await otel.stop();
+    }
   });
 });

@@ -61,7 +61,7 @@ export class DnsSrvInstancer implements Instancer, Disposable {
   /** The servers asked, as given; `undefined`: the system's resolvers. */
   readonly servers: readonly string[] | undefined;
 
-  readonly #cache = new InstanceCache();
+  readonly #cache: InstanceCache;
   readonly #refresher: DnsRefresher;
   #stopped = false;
 
@@ -80,6 +80,8 @@ export class DnsSrvInstancer implements Instancer, Disposable {
     const settings = dnsSettings('DnsSrvInstancer', options);
     this.name = settings.name;
     this.servers = settings.serverTexts;
+    // Telemetry (docs/telemetry.md): source "dns", the name looked up as its target.
+    this.#cache = new InstanceCache({ source: 'dns', target: settings.name });
     this.events$ = this.#cache.events$;
     this.#refresher = new DnsRefresher(settings, this.#cache, `SRV ${settings.name}`, async (signal) => {
       const answer = await lookup(settings.name, 'SRV', settings, signal);

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { InstancerEvent, Logger } from '@sdkit/sd-core';
 import { type BackoffOptions, createBackoff } from '@sdkit/sd-core';
 import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
+import { startTestTelemetry } from '@sdkit/test-harness/telemetry';
 import type { IRangeRequest, IRangeResponse, IResponseHeader, IWatchRequest, IWatchResponse } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -901,5 +902,46 @@ describe('EtcdInstancer model', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('EtcdInstancer telemetry (the real OpenTelemetry SDK)', () => {
+  it('reports instances per prefix, source errors, the reconnect after a failure and the re-read after compaction', async () => {
+    const otel = startTestTelemetry({ traces: false });
+    try {
+      const h = await setup();
+      const attributes = { 'sdkit.source.name': 'etcd', 'sdkit.source.target': 'svc/' };
+      h.sim.put('svc/a', 'http://a:1');
+      h.sim.put('svc/b', 'http://b:1');
+      h.sim.stream!.deliver();
+      expect(await otel.points('sdkit.source.instance.count')).toEqual([{ attributes, value: 2 }]);
+      // The stream breaks; the watch resumes from its revision: one error event, one reconnect, no re-read.
+      h.sim.stream!.fail();
+      await flush();
+      h.clock.advance(100);
+      await flush();
+      expect(h.instancer.current()!.error).toBeUndefined();
+      expect(await otel.points('sdkit.source.errors')).toEqual([
+        { attributes: { ...attributes, 'error.type': 'EtcdWatchError' }, value: 1 },
+      ]);
+      expect(await otel.points('sdkit.source.reconnects')).toEqual([{ attributes, value: 1 }]);
+      expect(await otel.points('sdkit.source.resyncs')).toEqual([]);
+      // Compacted past the watch's revision while it was down: a fresh read (a resync) and the difference.
+      h.sim.stream!.fail();
+      await flush();
+      h.sim.del('svc/a');
+      h.sim.compact();
+      h.clock.advance(200);
+      await flush();
+      h.clock.advance(400);
+      await flush();
+      expect(h.addresses()).toEqual(['http://b:1']);
+      expect(await otel.points('sdkit.source.resyncs')).toEqual([{ attributes, value: 1 }]);
+      expect(await otel.value('sdkit.source.instance.count')).toBe(1);
+      h.instancer.stop();
+      expect(await otel.value('sdkit.source.instance.count')).toBe(0);
+    } finally {
+      await otel.stop();
+    }
   });
 });

@@ -17,6 +17,7 @@ import type { Observable } from 'rxjs';
 import { type EtcdClient, onClientClose, transportOf } from './client-core.js';
 import { type Codec, clip, codecs, decodeAndLog } from './codecs.js';
 import { describeValue } from './describe-value.js';
+import { ETCD_SOURCE, etcdTarget } from './etcd-telemetry.js';
 import { type HubSettings, joinWatch } from './watch-hub.js';
 
 export { EtcdWatchError } from './watch-hub.js';
@@ -111,7 +112,7 @@ export class EtcdInstancer implements Instancer {
   readonly prefix: string;
   /** The codec in use. */
   readonly codec: Codec;
-  readonly #cache = new InstanceCache();
+  readonly #cache: InstanceCache;
   #leave: (() => void) | undefined;
   #stopListening: (() => void) | undefined;
 
@@ -160,6 +161,7 @@ export class EtcdInstancer implements Instancer {
 
     this.prefix = prefix;
     this.codec = codec;
+    this.#cache = new InstanceCache({ source: ETCD_SOURCE, target: etcdTarget(namespace, prefix) });
     this.events$ = this.#cache.events$;
 
     const cache = this.#cache;

@@ -9,6 +9,7 @@
  */
 import type { Clock, Logger } from '@sdkit/sd-core';
 import { type Backoff, retryWithin } from '@sdkit/sd-core';
+import { registrarTelemetry } from './etcd-telemetry.js';
 import type { KeepAliveStream, LeaseBackend } from './lease-backend.js';
 
 /** Someone whose keys live on a {@link LeaseKeeper}'s lease. Callbacks must not throw (errors are logged). */
@@ -84,6 +85,8 @@ export class LeaseKeeper {
   #lastAckAt = 0;
   #grantedAt = 0;
   #grantAttempt = 0;
+  /** A lease was granted before: the next grant is a re-grant (`sdkit.registrar.lease.regrants`). */
+  #granted = false;
   /** Consecutive losses of leases that lived less than a TTL (someone revoking in a loop): slows re-granting. */
   #quickLosses = 0;
   #grantInFlight: Promise<unknown> | undefined;
@@ -226,6 +229,8 @@ export class LeaseKeeper {
           return;
         }
         const now = this.#clock.now();
+        if (this.#granted) registrarTelemetry.leaseRegranted();
+        this.#granted = true;
         this.#lease = { id: granted.id, ttlMs: Math.max(1, granted.ttlSeconds) * 1000 };
         this.#phase = 'alive';
         this.#lastAckAt = now;

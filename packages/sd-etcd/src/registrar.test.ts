@@ -1,6 +1,7 @@
 import type { RegistrarState } from '@sdkit/sd-core';
 import { createBackoff } from '@sdkit/sd-core';
 import { FakeClock, recordingLogger } from '@sdkit/sd-core/testing';
+import { startTestTelemetry } from '@sdkit/test-harness/telemetry';
 import { EtcdPermissionDeniedError } from 'etcd3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -1058,5 +1059,31 @@ describe('shared leases (fake etcd)', () => {
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('EtcdRegistrar telemetry (the real OpenTelemetry SDK)', () => {
+  it('counts its state changes by state and the lease granted again after a loss', async () => {
+    const otel = startTestTelemetry({ traces: false });
+    try {
+      const { etcd, make, advance } = setup();
+      const r = make();
+      await Promise.all([r.register(), advance(0)]);
+      etcd.dropLease(r.leaseId!);
+      await advance(1100);
+      expect(r.state).toBe('registered');
+      const byState = Object.fromEntries(
+        (await otel.points('sdkit.registrar.state_changes')).map((p) => [
+          p.attributes['sdkit.registrar.state'],
+          p.value,
+        ]),
+      );
+      expect(byState).toEqual({ registering: 2, registered: 2, lost: 1 });
+      expect(await otel.points('sdkit.registrar.lease.regrants')).toEqual([
+        { attributes: { 'sdkit.source.name': 'etcd' }, value: 1 },
+      ]);
+    } finally {
+      await otel.stop();
+    }
   });
 });

@@ -22,6 +22,7 @@ import {
 } from './client-core.js';
 import { type Codec, clip, codecs } from './codecs.js';
 import { describeValue, errorText } from './describe-value.js';
+import { registrarTelemetry } from './etcd-telemetry.js';
 import type { LeaseBackend } from './lease-backend.js';
 import type { LeaseHolder, LeaseKeeper } from './lease-keeper.js';
 import { EtcdLeasePool } from './lease-pool.js';
@@ -676,6 +677,7 @@ export class EtcdRegistrar implements Registrar {
   #setState(state: RegistrarState): void {
     if (this.#state === state) return;
     this.#state = state;
+    registrarTelemetry.stateChanged(state);
     this.#state$.next(state);
   }
 

@@ -10,8 +10,9 @@
  * @internal
  * @packageDocumentation
  */
-import type { Backoff, Clock, Logger } from '@sdkit/sd-core';
+import { type Backoff, type Clock, type Logger, SourceTelemetry } from '@sdkit/sd-core';
 import { clip, MAX_LOGGED_KEY_LENGTH } from './codecs.js';
+import { ETCD_SOURCE, etcdTarget } from './etcd-telemetry.js';
 import {
   concatBytes,
   type EtcdHeader,
@@ -110,6 +111,8 @@ class WatchHub {
   readonly #namespaceLength: number;
   readonly #fullPrefix: Uint8Array;
   readonly #listeners = new Set<WatchListener>();
+  /** Counts re-reads and reconnects (`sdkit.source.resyncs`, `sdkit.source.reconnects`). */
+  readonly #telemetry: SourceTelemetry;
 
   #phase: Phase = 'reading';
   /** Bumped whenever the current read/stream is abandoned; stale callbacks compare and bail. */
@@ -146,6 +149,7 @@ class WatchHub {
     const ns = encodeKey(namespace);
     this.#namespaceLength = ns.length;
     this.#fullPrefix = concatBytes(ns, encodeKey(prefix));
+    this.#telemetry = new SourceTelemetry({ source: ETCD_SOURCE, target: etcdTarget(namespace, prefix) });
     this.#read();
   }
 
@@ -246,6 +250,7 @@ class WatchHub {
     }
     this.#revision = Number(res.header.revision);
     this.#clusterId = res.header.clusterId || undefined;
+    if (this.#hasSnapshot) this.#telemetry.resynced();
     this.#hasSnapshot = true;
     this.#needRead = false;
     this.#error = undefined;
@@ -345,6 +350,7 @@ class WatchHub {
         return;
       }
       this.#phase = 'watching';
+      if (this.#attempt > 0) this.#telemetry.reconnected(); // after a failure, not the renewal of a quiet stream
       this.#attempt = 0;
       if (this.#error) this.#confirmResumed(this.#generation);
       return;

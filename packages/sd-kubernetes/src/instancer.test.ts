@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { InstancerEvent } from '@sdkit/sd-core';
 import { FakeClock, type RecordingLogger, record, recordingLogger } from '@sdkit/sd-core/testing';
 import { eventually, waitFor } from '@sdkit/test-harness';
+import { startTestTelemetry } from '@sdkit/test-harness/telemetry';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKubernetesClient, type KubernetesClient } from './client.js';
@@ -775,5 +776,43 @@ describe('KubernetesInstancer: lifetime and options', () => {
     expect(() => new KubernetesInstancer(Promise.resolve() as never, { service: 'cart' })).toThrow(
       /forget `await`/,
     );
+  });
+});
+
+describe('KubernetesInstancer telemetry (the real OpenTelemetry SDK)', () => {
+  it('reports the instances of namespace/service, errors, the reconnect after a failure and the relist after 410', async () => {
+    const otel = startTestTelemetry({ traces: false });
+    try {
+      const { server, instancer, clock } = await setup();
+      const attributes = { 'sdkit.source.name': 'kubernetes', 'sdkit.source.target': 'shop/cart' };
+      server.put('shop', slice('cart-a', 'cart', eps('10.0.0.1', '10.0.0.2')));
+      const inst = instancer();
+      await until(inst, hasKeys(['10.0.0.1:8080', '10.0.0.2:8080']), 'first set');
+      await eventually(async () => server.watchCount === 1, 'the watch');
+      expect(await otel.points('sdkit.source.instance.count')).toEqual([{ attributes, value: 2 }]);
+      // A broken connection: an error event, then the watch resumed from its resourceVersion (a reconnect).
+      server.breakConnections();
+      await until(inst, (e) => e.error !== undefined, 'an error event');
+      clock.advance(100);
+      await eventually(async () => server.watchCount === 1, 'the watch again');
+      await eventually(async () => (await otel.value('sdkit.source.reconnects')) === 1, 'one reconnect');
+      expect(await otel.points('sdkit.source.errors')).toEqual([
+        { attributes: { ...attributes, 'error.type': 'KubernetesWatchError' }, value: 1 },
+      ]);
+      expect(await otel.points('sdkit.source.resyncs')).toEqual([]);
+      // Broken again while the history is compacted: 410 Gone, a relist (a resync) and the difference.
+      server.breakConnections();
+      server.put('shop', slice('cart-a', 'cart', eps('10.0.0.1')));
+      server.compact();
+      // The failure is not reported again (same message): move the clock until the retry has relisted.
+      await eventually(async () => {
+        clock.advance(1000);
+        return hasKeys(['10.0.0.1:8080'])(inst.current()!);
+      }, 'relisted');
+      expect(await otel.points('sdkit.source.resyncs')).toEqual([{ attributes, value: 1 }]);
+      expect(await otel.value('sdkit.source.instance.count')).toBe(1);
+    } finally {
+      await otel.stop();
+    }
   });
 });

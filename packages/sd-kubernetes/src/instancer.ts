@@ -9,6 +9,7 @@ import {
   type Instancer,
   type InstancerEvent,
   type Logger,
+  SourceTelemetry,
   silentLogger,
 } from '@sdkit/sd-core';
 import type { Observable } from 'rxjs';
@@ -149,7 +150,7 @@ export class KubernetesInstancer implements Instancer {
   /** Whether serving-and-terminating endpoints are served too. */
   readonly servingTerminating: boolean;
 
-  readonly #cache = new InstanceCache();
+  readonly #cache: InstanceCache;
   readonly #union = new SliceUnion();
   readonly #selector: PortSelector;
   readonly #where: string;
@@ -218,12 +219,27 @@ export class KubernetesInstancer implements Instancer {
     this.port =
       selector === undefined ? undefined : selector.kind === 'number' ? selector.number : selector.name;
     this.servingTerminating = servingTerminating;
+    const target = `${namespace}/${service}${this.port === undefined ? '' : `:${this.port}`}`;
+    this.#cache = new InstanceCache({ source: 'kubernetes', target });
     this.events$ = this.#cache.events$;
     this.#selector = selector;
     const where = `service ${JSON.stringify(`${namespace}/${service}`)}`;
     this.#where = where;
     const read = sliceReader({ port: selector, servingTerminating }, logger, where);
-    const settings = { client, transport, service, namespace, where, logger, clock, backoff, pageSize, read };
+    const telemetry = new SourceTelemetry({ source: 'kubernetes', target });
+    const settings = {
+      client,
+      transport,
+      service,
+      namespace,
+      where,
+      logger,
+      clock,
+      backoff,
+      pageSize,
+      read,
+      telemetry,
+    };
     this.#watch = new SliceWatch(
       { ...settings, watchTimeoutSeconds, idleTimeoutMs },
       {

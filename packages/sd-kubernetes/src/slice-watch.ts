@@ -7,7 +7,7 @@
  * @module
  */
 import type { IncomingMessage } from 'node:http';
-import type { Backoff } from '@sdkit/sd-core';
+import type { Backoff, SourceTelemetry } from '@sdkit/sd-core';
 import { errorText } from './describe-value.js';
 import type { EndpointSlice, SliceContribution } from './endpoint-slice.js';
 import { KubernetesWatchError } from './errors.js';
@@ -60,6 +60,8 @@ export interface SliceWatchSettings extends SliceListSettings {
   readonly watchTimeoutSeconds: number;
   /** A watch that sends nothing for this long is taken for dead and resumed. */
   readonly idleTimeoutMs: number;
+  /** Counts relists and reconnects (`sdkit.source.resyncs`, `sdkit.source.reconnects`). */
+  readonly telemetry: SourceTelemetry;
 }
 
 /**
@@ -156,6 +158,7 @@ export class SliceWatch {
     if (list === undefined || gen !== this.#generation) return;
     this.#listener.reset(list.slices, list.resourceVersion);
     this.#resourceVersion = list.resourceVersion;
+    if (this.#listed) this.#settings.telemetry.resynced();
     this.#listed = true;
     this.#needList = false;
     // After a 410 the next watch must show progress first: a server that keeps refusing its own list's
@@ -201,6 +204,7 @@ export class SliceWatch {
       else this.#fail(this.#statusError('watch', status, st, res), 'watch');
       return;
     }
+    if (this.#error !== undefined) this.#settings.telemetry.reconnected(); // resumed while failing
     this.#follow(gen, res, timeoutSeconds);
   }
 
