@@ -77,9 +77,13 @@ export const GRPC_CODES: Readonly<Record<string, number>> = Object.freeze({
   Unauthenticated: 16,
 });
 
-/** etcd messages that say "try again" whatever their code (etcdserver/api/v3rpc/rpctypes). */
+/**
+ * etcd messages that say "try again" whatever their code (etcdserver/api/v3rpc/rpctypes). A stopping etcd ends
+ * the gateway's streams with "transport is closing" (code 14) or, about one time in 25, with its own client
+ * connection's "grpc: the client connection is closing" (code 1, Canceled).
+ */
 const TRANSIENT =
-  /etcdserver: (no leader|request timed out|leader changed|too many requests|server stopped)|transport is closing/;
+  /etcdserver: (no leader|request timed out|leader changed|too many requests|server stopped)|transport is closing|the client connection is closing/;
 
 /**
  * What an etcd answer means: by etcd's message first where it is specific, then by gRPC `code`, then (for an
