@@ -1,7 +1,7 @@
 /**
  * A real DNS server for integration tests: BIND 9 (`named`, Debian's `bind9`) serving one zone on a free loopback
  * port (UDP and TCP, 127.0.0.1 and ::1), with dynamic updates through `nsupdate` (Debian's `bind9-dnsutils`), so
- * records change live and carry real TTLs. `node test/harness/ensure-dns.mjs` installs both.
+ * records change live and carry real TTLs. `node test/harness/ensure-tools.mjs dns` installs both.
  * @module
  */
 import { spawn } from 'node:child_process';
@@ -34,7 +34,7 @@ function findBinary(envVar: string, name: string): string | undefined {
 
 const INSTRUCTIONS =
   'DNS integration tests need BIND 9 (named) and nsupdate. Debian/Ubuntu: sudo apt-get install -y bind9 ' +
-  'bind9-dnsutils, or run: node test/harness/ensure-dns.mjs (as root); or set NAMED_BIN / NSUPDATE_BIN.';
+  'bind9-dnsutils, or run: node test/harness/ensure-tools.mjs dns (as root); or set NAMED_BIN / NSUPDATE_BIN.';
 
 /** The `named` binary: `$NAMED_BIN`, else `named` on PATH or in /usr/sbin. @throws Error saying how to get it. */
 export function namedBin(): string {

@@ -41,7 +41,7 @@ export default function setup(): void {
     throw new Error(
       `Integration tests need a real etcd, but these were not found: ${missing.join(', ')}.\n` +
         'Install them (Debian/Ubuntu): sudo apt-get install -y etcd-server etcd-client\n' +
-        '  or run: node test/harness/ensure-etcd.mjs\n' +
+        '  or run: node test/harness/ensure-tools.mjs etcd\n' +
         'or point ETCD_BIN / ETCDCTL_BIN at the binaries (etcd v3.4+, e.g. from https://github.com/etcd-io/etcd/releases).',
     );
   }
