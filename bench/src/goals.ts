@@ -57,6 +57,12 @@ export function evaluateGoals(f: Figures): Goal[] {
     measured: f.propagation.map((p) => `${x(p.sdkitOverFloor)}× at ${p.instances}`).join(', '),
     met: worst ? worst.sdkitOverFloor <= 1.2 : null,
   });
+  const at100k = f.propagation.find((p) => p.instances === 100_000);
+  goals.push({
+    goal: 'propagation through instancer → endpointer → roundRobin p50 ≤ 1.2× floor at 100 000 (issue 14)',
+    measured: f.propagation.map((p) => `${x(p.pipelineOverFloor)}× at ${p.instances}`).join(', '),
+    met: at100k ? at100k.pipelineOverFloor <= 1.2 : null,
+  });
   const httpSizes = f.propagation.filter((p) => p.instances === 100 || p.instances === 10_000);
   goals.push({
     goal: 'propagation over HTTP/JSON p50 ≤ 1.3× the (gRPC) floor at 100 and 10 000',

@@ -209,11 +209,12 @@ const md = [
   '| instances | watcher | p50 ms | p99 ms | max ms |',
   '| ---: | --- | ---: | ---: | ---: |',
   ...propagation.flatMap((p) =>
-    (['sdkit', 'http', 'floor', 'httpFloor', 'baseline'] as const).map(
+    (['sdkit', 'pipeline', 'http', 'floor', 'httpFloor', 'baseline'] as const).map(
       (w) =>
         `| ${p.instances} | ${
           {
             sdkit: 'sdkit EtcdInstancer',
+            pipeline: 'sdkit EtcdInstancer → endpointer → roundRobin',
             http: 'sdkit EtcdInstancer, HTTP/JSON',
             floor: 'floor (bare etcd3 watch)',
             httpFloor: 'bare watch on the HTTP/JSON gateway',
@@ -223,11 +224,11 @@ const md = [
     ),
   ),
   '',
-  '| instances | sdkit / floor (p50) | HTTP / floor (p50) | HTTP / bare HTTP watch (p50) | baseline / sdkit (p50) |',
-  '| ---: | ---: | ---: | ---: | ---: |',
+  '| instances | sdkit / floor (p50) | pipeline / floor (p50) | HTTP / floor (p50) | HTTP / bare HTTP watch (p50) | baseline / sdkit (p50) |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: |',
   ...propagation.map(
     (p) =>
-      `| ${p.instances} | ${fmt(p.sdkitOverFloor, 2)}× | ${fmt(p.httpOverFloor, 2)}× | ${fmt(p.httpOverHttpFloor, 2)}× | ${fmt(p.baselineOverSdkit, 1)}× |`,
+      `| ${p.instances} | ${fmt(p.sdkitOverFloor, 2)}× | ${fmt(p.pipelineOverFloor, 2)}× | ${fmt(p.httpOverFloor, 2)}× | ${fmt(p.httpOverHttpFloor, 2)}× | ${fmt(p.baselineOverSdkit, 1)}× |`,
   ),
   '',
   '### Churn (real etcd)',

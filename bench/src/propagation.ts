@@ -3,6 +3,9 @@
  * Five watchers, each on its own connection, take turns following the prefix (interleaved blocks, one watcher
  * at a time, see {@link benchPropagation}):
  * - `sdkit`: an `EtcdInstancer` (the event whose `changes.added` holds the key);
+ * - `pipeline`: the same instancer → `endpointer` (a factory making a trivial endpoint per instance) →
+ *   `roundRobin`, done when the endpointer's `snapshot()` — what `roundRobin` picks from — holds the endpoint made
+ *   for the new key (issue 14's measure: from then on a pick can return it);
  * - `http`: the same `EtcdInstancer` on a client with `transport: 'http'` (etcd's HTTP/JSON gateway over fetch);
  * - `floor`: a bare etcd3 prefix watch (`watch().prefix(p).create()`, its `put` event for the key);
  * - `httpFloor`: a bare watch on etcd's HTTP/JSON gateway (one `fetch` of `/v3/watch`, lines split and parsed with
@@ -10,7 +13,8 @@
  * - `baseline`: go-kit sd/etcdv3's algorithm over etcd3 — on every watch notification, re-read the whole prefix
  *   (`getAll().prefix(p)`) and rebuild the sorted instance set; done when the rebuilt set holds the key.
  */
-import type { InstancerEvent } from '@sdkit/sd-core';
+import { roundRobin } from '@sdkit/lb';
+import { type Endpoint, endpointer, type InstancerEvent } from '@sdkit/sd-core';
 import { type EtcdClient, EtcdInstancer } from '@sdkit/sd-etcd';
 import type { Etcd3, Watcher } from 'etcd3';
 import { type BenchEtcd, msSince, percentile, populate } from './etcd-env.js';
@@ -29,6 +33,8 @@ export interface PropagationResult {
   readonly instances: number;
   readonly changes: number;
   readonly sdkit: Latency;
+  /** The same instancer → endpointer → roundRobin (a pick can return the new endpoint). */
+  readonly pipeline: Latency;
   /** The EtcdInstancer over etcd's HTTP/JSON gateway. */
   readonly http: Latency;
   readonly floor: Latency;
@@ -37,6 +43,8 @@ export interface PropagationResult {
   readonly baseline: Latency;
   /** sdkit p50 / floor p50 (goal ≤ 1.2). */
   readonly sdkitOverFloor: number;
+  /** pipeline p50 / floor p50 (issue 14's goal: ≤ 1.2 at 100 000). */
+  readonly pipelineOverFloor: number;
   /** HTTP p50 / floor p50 (the floor is a gRPC watch; goal ≤ 1.3 at 100 and 10 000). */
   readonly httpOverFloor: number;
   /** HTTP p50 / bare HTTP watch p50: sdkit's own share of the HTTP path. */
@@ -92,6 +100,48 @@ async function sdkitProbe(client: EtcdClient, prefix: string, initial: number): 
     expect: (key) => w.expect(key),
     async close() {
       sub.unsubscribe();
+      instancer.stop();
+    },
+  };
+}
+
+async function pipelineProbe(client: EtcdClient, prefix: string, initial: number): Promise<Probe> {
+  const instancer = new EtcdInstancer(client, { prefix });
+  const w = new Waiting();
+  // The endpoint the factory made for the awaited key: the one a pick must be able to return.
+  let watchedEndpoint: Endpoint | undefined;
+  const eps = endpointer(instancer, (instance) => {
+    const endpoint: Endpoint = async () => instance.address;
+    if (instance.key === w.key) watchedEndpoint = endpoint;
+    return { endpoint };
+  });
+  const balancer = roundRobin(eps);
+  // What roundRobin picks from: the endpointer's snapshot (O(change) to update, O(log n) to look a key up). Not
+  // `endpoints$`, whose every emission is a new array of the whole set (O(n): 1.5 ms at 100 000).
+  const check = (): void => {
+    const key = w.key;
+    if (key === undefined || watchedEndpoint === undefined) return;
+    const snapshot = eps.snapshot!();
+    const at = snapshot.indexOfKey(key);
+    if (at >= 0 && snapshot.endpointAt(at) === watchedEndpoint) {
+      watchedEndpoint = undefined;
+      w.seen();
+    }
+  };
+  // Subscribed after the endpointer, so it runs once the endpointer has applied the event; the microtask covers
+  // an endpoint the endpointer publishes after a microtask.
+  const sub = instancer.events$.subscribe(() => {
+    check();
+    if (w.key !== undefined) queueMicrotask(check);
+  });
+  await eps.ready();
+  if (eps.snapshot!().length < initial) throw new Error(`pipeline: ${initial} endpoints expected at start`);
+  if (typeof balancer.endpoint() !== 'function') throw new Error('pipeline: roundRobin picked no endpoint');
+  return {
+    expect: (key) => w.expect(key),
+    async close() {
+      sub.unsubscribe();
+      await eps.close();
       instancer.stop();
     },
   };
@@ -177,7 +227,7 @@ async function baselineProbe(raw: Etcd3, prefix: string): Promise<Probe> {
 }
 
 /** The watchers compared, and the order of their first blocks. */
-const WATCHERS = ['sdkit', 'http', 'floor', 'httpFloor', 'baseline'] as const;
+const WATCHERS = ['sdkit', 'pipeline', 'http', 'floor', 'httpFloor', 'baseline'] as const;
 type WatcherKind = (typeof WATCHERS)[number];
 
 /** Blocks per watcher and size: the changes are measured in this many interleaved blocks. */
@@ -207,15 +257,24 @@ export async function benchPropagation(
   const open = (kind: WatcherKind, prefix: string, n: number): Promise<Probe> =>
     kind === 'sdkit' || kind === 'http'
       ? sdkitProbe(kind === 'http' ? httpClient : sdkitClient, prefix, n)
-      : kind === 'floor'
-        ? floorProbe(floorClient, prefix)
-        : kind === 'httpFloor'
-          ? httpFloorProbe(env.server.endpoints[0]!, prefix)
-          : baselineProbe(baselineClient, prefix);
+      : kind === 'pipeline'
+        ? pipelineProbe(sdkitClient, prefix, n)
+        : kind === 'floor'
+          ? floorProbe(floorClient, prefix)
+          : kind === 'httpFloor'
+            ? httpFloorProbe(env.server.endpoints[0]!, prefix)
+            : baselineProbe(baselineClient, prefix);
   for (const n of sizes) {
     const prefix = propagationPrefix(n);
     await populate(env.writer, prefix, n);
-    const ms: Record<WatcherKind, number[]> = { sdkit: [], http: [], floor: [], httpFloor: [], baseline: [] };
+    const ms: Record<WatcherKind, number[]> = {
+      sdkit: [],
+      pipeline: [],
+      http: [],
+      floor: [],
+      httpFloor: [],
+      baseline: [],
+    };
     const count = changes(n);
     const t = process.hrtime.bigint();
     let next = n;
@@ -252,18 +311,20 @@ export async function benchPropagation(
       instances: n,
       changes: ms.sdkit.length,
       sdkit: summary(ms.sdkit),
+      pipeline: summary(ms.pipeline),
       http: summary(ms.http),
       floor: summary(ms.floor),
       httpFloor: summary(ms.httpFloor),
       baseline: summary(ms.baseline),
       sdkitOverFloor: percentile(ms.sdkit, 50) / percentile(ms.floor, 50),
+      pipelineOverFloor: percentile(ms.pipeline, 50) / percentile(ms.floor, 50),
       httpOverFloor: percentile(ms.http, 50) / percentile(ms.floor, 50),
       httpOverHttpFloor: percentile(ms.http, 50) / percentile(ms.httpFloor, 50),
       baselineOverSdkit: percentile(ms.baseline, 50) / percentile(ms.sdkit, 50),
     };
     out.push(row);
     say(
-      `  propagation n=${n}: sdkit p50 ${row.sdkit.p50.toFixed(2)} ms, http ${row.http.p50.toFixed(2)} ms, floor ${row.floor.p50.toFixed(2)} ms, ` +
+      `  propagation n=${n}: sdkit p50 ${row.sdkit.p50.toFixed(2)} ms, pipeline ${row.pipeline.p50.toFixed(2)} ms, http ${row.http.p50.toFixed(2)} ms, floor ${row.floor.p50.toFixed(2)} ms, ` +
         `baseline ${row.baseline.p50.toFixed(2)} ms (${msSince(t).toFixed(0)} ms)`,
     );
   }
