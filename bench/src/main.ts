@@ -204,7 +204,7 @@ const md = [
   '',
   '### Discovery propagation (real etcd, put start → watcher has the key)',
   '',
-  `${propagation[0]?.changes ?? 0} sequential changes per watcher and size, measured in 4 interleaved blocks per watcher; one watcher follows the prefix at a time (no watcher waits behind another).`,
+  `${propagation[0]?.changes ?? 0} sequential changes per watcher and size. The first five watchers each follow a prefix of their own (n keys), all open at once, measured change by change in a shuffled order (a change reaches one watcher, so none waits behind another); the baseline runs afterwards on its own.`,
   '',
   '| instances | watcher | p50 ms | p99 ms | max ms |',
   '| ---: | --- | ---: | ---: | ---: |',

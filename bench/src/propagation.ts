@@ -1,7 +1,7 @@
 /**
  * Discovery propagation on a real etcd: time from the start of a put to the moment a watcher has the new key.
- * Five watchers, each on its own connection, take turns following the prefix (interleaved blocks, one watcher
- * at a time, see {@link benchPropagation}):
+ * Six watchers, each on its own connection and its own prefix of n keys; the first five are measured change by
+ * change in a shuffled order, the baseline on its own afterwards (see {@link benchPropagation}):
  * - `sdkit`: an `EtcdInstancer` (the event whose `changes.added` holds the key);
  * - `pipeline`: the same instancer → `endpointer` (a factory making a trivial endpoint per instance) →
  *   `roundRobin`, done when the endpointer's `snapshot()` — what `roundRobin` picks from — holds the endpoint made
@@ -19,6 +19,7 @@ import { type EtcdClient, EtcdInstancer } from '@sdkit/sd-etcd';
 import type { Etcd3, Watcher } from 'etcd3';
 import { type BenchEtcd, msSince, percentile, populate } from './etcd-env.js';
 import { collectGarbage } from './measure.js';
+import { prng } from './tail-latency-model.js';
 import { addressOf, deferred, keyOf } from './workload.js';
 
 /** Latency summary in ms. */
@@ -226,22 +227,30 @@ async function baselineProbe(raw: Etcd3, prefix: string): Promise<Probe> {
   };
 }
 
-/** The watchers compared, and the order of their first blocks. */
-const WATCHERS = ['sdkit', 'pipeline', 'http', 'floor', 'httpFloor', 'baseline'] as const;
-type WatcherKind = (typeof WATCHERS)[number];
+/** The watchers measured change by change, each on a prefix of its own. */
+const INTERLEAVED = ['sdkit', 'pipeline', 'http', 'floor', 'httpFloor'] as const;
+type WatcherKind = (typeof INTERLEAVED)[number] | 'baseline';
 
-/** Blocks per watcher and size: the changes are measured in this many interleaved blocks. */
-const ROUNDS = 4;
-/** Unmeasured changes at the start of each block (JIT, connection warm-up). */
+/** Unmeasured rounds at the start (JIT, connection warm-up, the after-effects of the opening reads). */
 const WARMUP = 5;
+/** Seed of the order of the watchers within each round (reproducible from run to run). */
+const ORDER_SEED = 14;
 
 /**
- * Measures propagation at each size: populates `/bench/prop-<n>/` with n keys (left in place for the other etcd
- * benchmarks), then puts new keys one at a time, each awaited by the watcher before the next.
+ * Measures propagation at each size.
  *
- * Only one watcher follows the prefix at a time, so none waits behind another's delivery in this process or
- * behind the baseline's re-reads in etcd; the three take turns in {@link ROUNDS} interleaved blocks (rotating
- * which goes first), so machine noise over the run hits them alike.
+ * The five cheap watchers are measured change by change: each follows a prefix of its own holding n keys (so a
+ * change reaches exactly one of them), all are open at once, and every round puts one new key under each prefix
+ * in a freshly shuffled order, each awaited by its watcher before the next put. Consecutive changes thus go to
+ * different watchers, and whatever the machine does over the run falls on all of them alike. (On the 2-core VMs
+ * this was tuned on, the bare watch's median over blocks of 40 consecutive changes ranged from 0.86 to 1.44 ms
+ * within one run; with each watcher in blocks of its own, that drift decided the ratios.)
+ *
+ * The go-kit baseline runs afterwards on its own, with the others closed: its whole-prefix re-reads load etcd,
+ * whose after-effects would fall on whichever watcher came next.
+ *
+ * Leaves `propagationPrefix(n)` holding exactly n keys for the other etcd benchmarks (the other prefixes are
+ * deleted).
  */
 export async function benchPropagation(
   env: BenchEtcd,
@@ -264,49 +273,57 @@ export async function benchPropagation(
           : kind === 'httpFloor'
             ? httpFloorProbe(env.server.endpoints[0]!, prefix)
             : baselineProbe(baselineClient, prefix);
+  const random = prng(ORDER_SEED);
   for (const n of sizes) {
-    const prefix = propagationPrefix(n);
-    await populate(env.writer, prefix, n);
-    const ms: Record<WatcherKind, number[]> = {
-      sdkit: [],
-      pipeline: [],
-      http: [],
-      floor: [],
-      httpFloor: [],
-      baseline: [],
-    };
     const count = changes(n);
     const t = process.hrtime.bigint();
+    const prefixOf = (kind: WatcherKind) =>
+      kind === 'sdkit' || kind === 'baseline' ? propagationPrefix(n) : `/bench/prop-${n}-${kind}/`;
+    const ms = Object.fromEntries([...INTERLEAVED, 'baseline'].map((k) => [k, [] as number[]])) as Record<
+      WatcherKind,
+      number[]
+    >;
     let next = n;
-    for (let round = 0; round < ROUNDS; round++) {
-      const block = Math.ceil(count / ROUNDS);
-      for (let w = 0; w < WATCHERS.length; w++) {
-        const kind = WATCHERS[(w + round) % WATCHERS.length]!;
-        const probe = await open(kind, prefix, n);
-        // Every block starts after the same work in etcd: the instancers open with a read of the whole prefix,
-        // whose after-effects in etcd (≈ 30 MB of responses for its Go GC to collect) would otherwise fall on
-        // their own first changes only; the bare watches open with no read. So each watcher's block follows one
-        // more read of the prefix by the writer.
-        await env.writer.getAll().prefix(prefix).keys();
-        // Collect what opening left behind (a 100 000-key read makes ≈ 100 MB of garbage) before measuring, so
-        // no watcher's block pays for its start-up.
-        collectGarbage();
-        for (let i = 0; i < WARMUP + block; i++) {
-          const key = keyOf(prefix, next);
-          const seen = probe.expect(key);
-          const t0 = process.hrtime.bigint();
-          await env.writer.put(key).value(addressOf(next++));
-          const at = await seen;
-          if (i >= WARMUP) ms[kind].push(Number(at - t0) / 1e6);
-        }
-        await probe.close();
-      }
+    /** Puts one new key under the watcher's prefix; records the time until the watcher has it. */
+    const change = async (kind: WatcherKind, probe: Probe, measured: boolean) => {
+      const key = keyOf(prefixOf(kind), next);
+      const seen = probe.expect(key);
+      const t0 = process.hrtime.bigint();
+      await env.writer.put(key).value(addressOf(next++));
+      const at = await seen;
+      if (measured) ms[kind].push(Number(at - t0) / 1e6);
+    };
+
+    for (const kind of INTERLEAVED) await populate(env.writer, prefixOf(kind), n);
+    const probes: Probe[] = [];
+    for (const kind of INTERLEAVED) probes.push(await open(kind, prefixOf(kind), n));
+    // Collect what opening left behind (a 100 000-key read makes ≈ 100 MB of garbage) before measuring.
+    collectGarbage();
+    const order = INTERLEAVED.map((_, i) => i);
+    for (let round = 0; round < WARMUP + count; round++) {
+      shuffle(order, random);
+      for (const i of order) await change(INTERLEAVED[i]!, probes[i]!, round >= WARMUP);
     }
-    // Remove the added keys, so the prefix holds exactly n again.
-    await env.writer
-      .delete()
-      .inRange({ start: keyOf(prefix, n), end: keyOf(prefix, next) })
-      .exec();
+    for (const probe of probes) await probe.close();
+
+    // Back to n keys under propagationPrefix(n) (the added ones removed), and nothing under the others.
+    const base = propagationPrefix(n);
+    const dropAdded = () =>
+      env.writer
+        .delete()
+        .inRange({ start: keyOf(base, n), end: keyOf(base, next) })
+        .exec();
+    await dropAdded();
+    for (const kind of INTERLEAVED)
+      if (prefixOf(kind) !== base) await env.writer.delete().prefix(prefixOf(kind)).exec();
+
+    const baseline = await open('baseline', base, n);
+    collectGarbage();
+    for (let i = 0; i < WARMUP + count; i++) await change('baseline', baseline, i >= WARMUP);
+    await baseline.close();
+    await dropAdded();
+
+    const p50 = (kind: WatcherKind) => percentile(ms[kind], 50);
     const row: PropagationResult = {
       instances: n,
       changes: ms.sdkit.length,
@@ -316,11 +333,11 @@ export async function benchPropagation(
       floor: summary(ms.floor),
       httpFloor: summary(ms.httpFloor),
       baseline: summary(ms.baseline),
-      sdkitOverFloor: percentile(ms.sdkit, 50) / percentile(ms.floor, 50),
-      pipelineOverFloor: percentile(ms.pipeline, 50) / percentile(ms.floor, 50),
-      httpOverFloor: percentile(ms.http, 50) / percentile(ms.floor, 50),
-      httpOverHttpFloor: percentile(ms.http, 50) / percentile(ms.httpFloor, 50),
-      baselineOverSdkit: percentile(ms.baseline, 50) / percentile(ms.sdkit, 50),
+      sdkitOverFloor: p50('sdkit') / p50('floor'),
+      pipelineOverFloor: p50('pipeline') / p50('floor'),
+      httpOverFloor: p50('http') / p50('floor'),
+      httpOverHttpFloor: p50('http') / p50('httpFloor'),
+      baselineOverSdkit: p50('baseline') / p50('sdkit'),
     };
     out.push(row);
     say(
@@ -329,6 +346,14 @@ export async function benchPropagation(
     );
   }
   return out;
+}
+
+/** Fisher–Yates, in place. */
+function shuffle(items: number[], random: () => number): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
 }
 
 /** The prefix {@link benchPropagation} fills with `n` keys. */
