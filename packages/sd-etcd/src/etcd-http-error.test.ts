@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { EtcdHttpError, kindOf } from './etcd-http-error.js';
+import type { EtcdErrorKind } from './index.js';
 
 describe('kindOf: etcd answers as sdkit error kinds', () => {
   // [gRPC code, HTTP status, etcd message, kind]: the answers etcd 3.4.23's gateway gave (plus proxies' bare statuses).
-  const cases: Array<[number | undefined, number | undefined, string, string]> = [
+  const cases: Array<[number | undefined, number | undefined, string, EtcdErrorKind]> = [
     [5, 404, 'etcdserver: requested lease not found', 'lease-not-found'],
     [5, 404, 'etcdserver: key not found', 'other'],
     [7, 403, 'etcdserver: permission denied', 'permission-denied'],

@@ -32,6 +32,7 @@ export {
   type RegistrarInstance,
 } from './registrar.js';
 export { etcdPrefixForTarget } from './target.js';
+export type { EtcdErrorKind } from './transport.js';
 
 /**
  * Creates an etcd client over etcd's HTTP/JSON gateway (served by every etcd ≥ 3.4 on its client port, at

@@ -43,3 +43,4 @@ export {
   type SignalProcess,
 } from './shutdown.js';
 export { etcdPrefixForTarget } from './target.js';
+export type { EtcdErrorKind } from './transport.js';

@@ -128,7 +128,7 @@ export interface CallOptions {
  * - `closed`: the client was closed;
  * - `other`: anything else.
  *
- * @inline Not exported: the API reference shows the union where it is used (`EtcdHttpError.kind`).
+ * The type of `EtcdHttpError.kind`; exported so that code can name it (`switch` exhaustively, map it).
  */
 export type EtcdErrorKind =
   | 'lease-not-found'
