@@ -17,7 +17,7 @@ import { roundRobin } from '@sdkit/lb';
 import { type Endpoint, endpointer, type InstancerEvent } from '@sdkit/sd-core';
 import { type EtcdClient, EtcdInstancer } from '@sdkit/sd-etcd';
 import type { Etcd3, Watcher } from 'etcd3';
-import { type BenchEtcd, msSince, percentile, populate } from './etcd-env.js';
+import { type BenchEtcd, compactHistory, msSince, percentile, populate } from './etcd-env.js';
 import { collectGarbage } from './measure.js';
 import { prng } from './tail-latency-model.js';
 import { addressOf, deferred, keyOf } from './workload.js';
@@ -250,7 +250,7 @@ const ORDER_SEED = 14;
  * whose after-effects would fall on whichever watcher came next.
  *
  * Leaves `propagationPrefix(n)` holding exactly n keys for the other etcd benchmarks (the other prefixes are
- * deleted).
+ * deleted), and etcd's history compacted (see {@link compactHistory}).
  */
 export async function benchPropagation(
   env: BenchEtcd,
@@ -322,6 +322,8 @@ export async function benchPropagation(
     for (let i = 0; i < WARMUP + count; i++) await change('baseline', baseline, i >= WARMUP);
     await baseline.close();
     await dropAdded();
+    // The five prefixes' writes and deletes (≈ 5 n revisions) would slow etcd for every benchmark after this one.
+    await compactHistory(env.writer);
 
     const p50 = (kind: WatcherKind) => percentile(ms[kind], 50);
     const row: PropagationResult = {
