@@ -113,6 +113,18 @@ describe('InstanceCache', () => {
     expect(c.current()?.changes?.added).toEqual([inst('b')]);
   });
 
+  it('takes any iterable for put and delete, not only arrays', () => {
+    const c = new InstanceCache();
+    c.replace([inst('a'), inst('b')]);
+    function* keysToDelete() {
+      yield 'a';
+    }
+    c.update({ put: new Set([inst('c')]), delete: keysToDelete() });
+    expect(keys(c.current())).toEqual(['b', 'c']);
+    c.update({ put: new Map([['d', inst('d')]]).values() });
+    expect(keys(c.current())).toEqual(['b', 'c', 'd']);
+  });
+
   it('keeps the last known good set on fail, dedupes equal errors, and clears the error on the next good update', () => {
     const c = new InstanceCache();
     c.replace([inst('a')]);

@@ -120,9 +120,16 @@ export class InstanceCache {
    */
   update(batch: InstanceUpdate): void {
     if (this.#closed) return;
-    const put = batch.put ? Array.from(batch.put) : [];
+    const put =
+      batch.put === undefined ? EMPTY : Array.isArray(batch.put) ? batch.put : Array.from(batch.put);
     for (const instance of put) assertInstance(instance);
-    this.#apply(put, batch.delete ? Array.from(batch.delete) : []);
+    const del =
+      batch.delete === undefined
+        ? NO_KEYS
+        : Array.isArray(batch.delete)
+          ? batch.delete
+          : Array.from(batch.delete);
+    this.#apply(put, del);
   }
 
   /**
@@ -150,25 +157,19 @@ export class InstanceCache {
   }
 
   #apply(put: readonly Instance[], del: readonly string[]): void {
-    const tree = this.#tree;
     const added: Instance[] = [];
     const removed: Instance[] = [];
-    const deleted = new Set(del);
-    // Last put for a key wins; a key both put and deleted in one batch ends up deleted.
-    const puts = new Map<string, Instance>();
-    for (const instance of put) if (!deleted.has(instance.key)) puts.set(instance.key, instance);
-    for (const [key, instance] of puts) {
-      const old = tree.get(key);
-      if (old && sameInstance(old, instance)) continue;
-      if (old) removed.push(old);
-      added.push(instance);
-      tree.set(key, instance);
-    }
-    for (const key of deleted) {
-      const old = tree.get(key);
-      if (!old) continue;
-      removed.push(old);
-      tree.delete(key);
+    if (put.length + del.length === 1) {
+      // One change, what a watch mostly delivers: nothing to coalesce.
+      if (put.length === 1) this.#put(put[0]!, added, removed);
+      else this.#delete(del[0]!, removed);
+    } else {
+      const deleted = new Set(del);
+      // Last put for a key wins; a key both put and deleted in one batch ends up deleted.
+      const puts = new Map<string, Instance>();
+      for (const instance of put) if (!deleted.has(instance.key)) puts.set(instance.key, instance);
+      for (const instance of puts.values()) this.#put(instance, added, removed);
+      for (const key of deleted) this.#delete(key, removed);
     }
     const prev = this.#current;
     const changed = added.length > 0 || removed.length > 0;
@@ -176,11 +177,28 @@ export class InstanceCache {
     added.sort(byKey);
     removed.sort(byKey);
     // An O(1) copy-on-write clone: later updates copy only the tree nodes they touch.
-    const snapshot = changed || !this.#snapshot ? new Snapshot(tree.clone()) : this.#snapshot;
+    const snapshot = changed || !this.#snapshot ? new Snapshot(this.#tree.clone()) : this.#snapshot;
     const changes: InstanceChanges | undefined = prev
       ? { since: prev, added: Object.freeze(added), removed: Object.freeze(removed) }
       : undefined;
     this.#emit(snapshot, changes, undefined);
+  }
+
+  /** Puts `instance` in the set, recording what it adds and replaces (nothing if the same is there). */
+  #put(instance: Instance, added: Instance[], removed: Instance[]): void {
+    const old = this.#tree.get(instance.key);
+    if (old !== undefined && sameInstance(old, instance)) return;
+    if (old !== undefined) removed.push(old);
+    added.push(instance);
+    this.#tree.set(instance.key, instance);
+  }
+
+  /** Removes `key` from the set, recording what it removes. */
+  #delete(key: string, removed: Instance[]): void {
+    const old = this.#tree.get(key);
+    if (old === undefined) return;
+    removed.push(old);
+    this.#tree.delete(key);
   }
 
   #emit(snapshot: Snapshot, changes: InstanceChanges | undefined, error: Error | undefined): void {
@@ -198,6 +216,7 @@ export class InstanceCache {
 }
 
 const EMPTY: readonly Instance[] = Object.freeze([]);
+const NO_KEYS: readonly string[] = Object.freeze([]);
 
 /** An immutable version of the set; its sorted array is built on first use and then kept. */
 class Snapshot {
