@@ -324,15 +324,18 @@ export function retry<Req, Res>(
        * wait for the first set; those timers are unref'd) until it settles. The fast path never takes it.
        */
       let release: (() => void) | undefined;
-      const hold = (): void => {
-        release ??= holdProcess();
-      };
 
-      const onAbort = (event: Event): void => {
-        giveUp(toError((event.target as AbortSignal).reason), 'aborted');
-      };
-      signal?.addEventListener('abort', onAbort);
-      callSignal?.addEventListener('abort', onAbort);
+      // Closures are made only where they are needed: a call's garbage is most of its cost (see docs/benchmarks.md).
+      const onAbort =
+        signal === undefined && callSignal === undefined
+          ? undefined
+          : (event: Event): void => {
+              giveUp(toError((event.target as AbortSignal).reason), 'aborted');
+            };
+      if (onAbort !== undefined) {
+        signal?.addEventListener('abort', onAbort);
+        callSignal?.addEventListener('abort', onAbort);
+      }
       const cancelOverallTimer = clock.setTimeout(
         () => giveUp(new TimeoutError('overall', timeoutMs), 'timeout'),
         timeoutMs,
@@ -345,8 +348,10 @@ export function retry<Req, Res>(
         cancelAttemptTimer?.();
         cancelAttemptTimer = undefined;
         cancelDelay?.();
-        signal?.removeEventListener('abort', onAbort);
-        callSignal?.removeEventListener('abort', onAbort);
+        if (onAbort !== undefined) {
+          signal?.removeEventListener('abort', onAbort);
+          callSignal?.removeEventListener('abort', onAbort);
+        }
       }
 
       /** Ends the call now (timeout or abort), aborting the in-flight attempt with `cause`. */
@@ -364,8 +369,20 @@ export function retry<Req, Res>(
         reject(error);
       }
 
-      function attempt(attemptNumber: number): Promise<Res> {
-        if (settled) return Promise.reject(new AttemptFailure(toError(stopReason)));
+      /**
+       * Makes attempt `attemptNumber`, then calls `onValue` with its result or `onFailure` with its
+       * {@link AttemptFailure} (recorded in `errors` unless the call settled). The first attempt reports straight to
+       * the call; the later ones, through p-retry, to a promise each (`attempt` in {@link afterFirstFailure}).
+       */
+      function runAttempt(
+        attemptNumber: number,
+        onValue: (value: Res) => void,
+        onFailure: (failure: AttemptFailure) => void,
+      ): void {
+        if (settled) {
+          onFailure(new AttemptFailure(toError(stopReason)));
+          return;
+        }
         span?.attemptStarted();
         if (attemptNumber > 1) telemetry?.retried(errors[errors.length - 1]);
         let picked: Endpoint<Req, Res> | undefined;
@@ -374,21 +391,33 @@ export function retry<Req, Res>(
         // moves to the key's next choice); the first attempt passes the call's context as it is.
         const attemptContext: PickContext | undefined =
           attemptNumber === 1 ? context : { ...context, attempt: attemptNumber };
-        return new Promise<Res>((resolveAttempt, rejectAttempt) => {
-          let done = false;
-          const finish = (): boolean => {
-            if (done) return false;
-            done = true;
-            if (abortInFlight === abortThis) abortInFlight = undefined;
-            cancelAttemptTimer?.();
-            cancelAttemptTimer = undefined;
-            return true;
-          };
-          const abortThis = (reason: Error): void => {
-            if (!AttemptOptions.abort(attemptOptions, reason)) return;
-            if (finish()) rejectAttempt(reason);
-          };
-          abortInFlight = abortThis;
+        let done = false;
+        /** Records the attempt's failure and reports it as an {@link AttemptFailure} (what p-retry sees). */
+        const fail = (error: unknown): void => {
+          const failure = toError(error);
+          span?.attemptEnded(attemptNumber, picked, failure);
+          if (picked) {
+            failedEndpoints ??= [];
+            failedEndpoints.push(picked);
+          }
+          if (!settled) errors.push(failure);
+          onFailure(new AttemptFailure(failure));
+        };
+        const finish = (): boolean => {
+          if (done) return false;
+          done = true;
+          if (abortInFlight === abortThis) abortInFlight = undefined;
+          cancelAttemptTimer?.();
+          cancelAttemptTimer = undefined;
+          return true;
+        };
+        const abortThis = (reason: Error): void => {
+          if (!AttemptOptions.abort(attemptOptions, reason)) return;
+          if (finish()) fail(reason);
+        };
+        abortInFlight = abortThis;
+        let pending: PromiseLike<Res> | Res;
+        try {
           if (perAttemptTimeoutMs !== undefined) {
             cancelAttemptTimer = clock.setTimeout(
               () =>
@@ -402,48 +431,34 @@ export function retry<Req, Res>(
               perAttemptTimeoutMs,
             );
           }
-          let pending: PromiseLike<Res> | Res;
-          try {
-            picked = pickAvoiding(balancer, failedEndpoints, attemptContext);
-            pending =
-              span === undefined
+          picked = pickAvoiding(balancer, failedEndpoints, attemptContext);
+          pending =
+            span === undefined ? picked(request, attemptOptions) : span.run(picked, request, attemptOptions);
+        } catch (error) {
+          if (error instanceof NoEndpointsError && balancer.ready && !waitedForReady) {
+            // Right after start-up the source may not have reported yet: wait for its first set (bounded by
+            // the timeouts, which abort this attempt's signal), then pick once more within this attempt.
+            waitedForReady = true;
+            release ??= holdProcess();
+            pending = balancer.ready({ signal: attemptOptions.signal }).then(() => {
+              if (done) throw error;
+              picked = pickAvoiding(balancer, failedEndpoints, attemptContext);
+              return span === undefined
                 ? picked(request, attemptOptions)
                 : span.run(picked, request, attemptOptions);
-          } catch (error) {
-            if (error instanceof NoEndpointsError && balancer.ready && !waitedForReady) {
-              // Right after start-up the source may not have reported yet: wait for its first set (bounded by
-              // the timeouts, which abort this attempt's signal), then pick once more within this attempt.
-              waitedForReady = true;
-              hold();
-              pending = balancer.ready({ signal: attemptOptions.signal }).then(() => {
-                if (done) throw error;
-                picked = pickAvoiding(balancer, failedEndpoints, attemptContext);
-                return span === undefined
-                  ? picked(request, attemptOptions)
-                  : span.run(picked, request, attemptOptions);
-              });
-            } else pending = Promise.reject(error);
-          }
-          Promise.resolve(pending).then(
-            (value) => {
-              if (!finish()) return;
-              span?.attemptEnded(attemptNumber, picked);
-              resolveAttempt(value);
-            },
-            (error: unknown) => {
-              if (finish()) rejectAttempt(error);
-            },
-          );
-        }).catch((error: unknown) => {
-          const failure = toError(error);
-          span?.attemptEnded(attemptNumber, picked, failure);
-          if (picked) {
-            failedEndpoints ??= [];
-            failedEndpoints.push(picked);
-          }
-          if (!settled) errors.push(failure);
-          throw new AttemptFailure(failure);
-        });
+            });
+          } else pending = Promise.reject(error);
+        }
+        Promise.resolve(pending).then(
+          (value) => {
+            if (!finish()) return;
+            span?.attemptEnded(attemptNumber, picked);
+            onValue(value);
+          },
+          (error: unknown) => {
+            if (finish()) fail(error);
+          },
+        );
       }
 
       const succeed = (value: Res): void => {
@@ -452,47 +467,51 @@ export function retry<Req, Res>(
         span?.succeeded(errors.length + 1);
         resolve(value);
       };
-      const giveUpAfter = (error: unknown): void => {
-        if (settled) return;
-        settle();
-        const cause = callbackError ?? (error instanceof AttemptFailure ? error.error : toError(error));
-        const reason =
-          callbackError || notRetryable
-            ? 'not-retryable'
-            : budgetExhausted
-              ? 'budget-exhausted'
-              : 'exhausted';
-        const gaveUp = new RetryError({ errors, cause, reason });
-        telemetry?.gaveUp(gaveUp, span);
-        reject(gaveUp);
-      };
-      /**
-       * Waits `ms` on the clock; resolves true then, or false at once if the call settles first (p-retry then
-       * stops, and the call has already been answered).
-       */
-      const waitDelay = (ms: number): Promise<boolean> =>
-        new Promise<boolean>((resolveWait) => {
-          const cancelTimer = clock.setTimeout(() => {
-            cancelDelay = undefined;
-            resolveWait(!settled);
-          }, ms);
-          cancelDelay = () => {
-            cancelDelay = undefined;
-            cancelTimer();
-            resolveWait(false);
-          };
-        });
       // Fast path: the first attempt runs directly; p-retry (about 9 µs a call on its own) only takes over after a
       // failure. Its first input replays that failure, so its attempt numbering, shouldRetry, onRetry and backoff
       // delays are exactly as if it had made the first attempt itself.
-      attempt(1).then(succeed, (firstFailure: unknown) => {
-        if (settled) return;
-        if (maxAttempts === 1) return giveUpAfter(firstFailure);
-        retryAfterFirst(firstFailure);
-      });
+      runAttempt(1, succeed, afterFirstFailure);
 
-      function retryAfterFirst(firstFailure: unknown): void {
-        hold();
+      /** The slow path, from a failed first attempt on (its closures are made only then). */
+      function afterFirstFailure(firstFailure: unknown): void {
+        if (settled) return;
+        const giveUpAfter = (error: unknown): void => {
+          if (settled) return;
+          settle();
+          const cause = callbackError ?? (error instanceof AttemptFailure ? error.error : toError(error));
+          const reason =
+            callbackError || notRetryable
+              ? 'not-retryable'
+              : budgetExhausted
+                ? 'budget-exhausted'
+                : 'exhausted';
+          const gaveUp = new RetryError({ errors, cause, reason });
+          telemetry?.gaveUp(gaveUp, span);
+          reject(gaveUp);
+        };
+        if (maxAttempts === 1) {
+          giveUpAfter(firstFailure);
+          return;
+        }
+        /**
+         * Waits `ms` on the clock; resolves true then, or false at once if the call settles first (p-retry then
+         * stops, and the call has already been answered).
+         */
+        const waitDelay = (ms: number): Promise<boolean> =>
+          new Promise<boolean>((resolveWait) => {
+            const cancelTimer = clock.setTimeout(() => {
+              cancelDelay = undefined;
+              resolveWait(!settled);
+            }, ms);
+            cancelDelay = () => {
+              cancelDelay = undefined;
+              cancelTimer();
+              resolveWait(false);
+            };
+          });
+        const attempt = (n: number): Promise<Res> =>
+          new Promise<Res>((resolveAttempt, rejectAttempt) => runAttempt(n, resolveAttempt, rejectAttempt));
+        release ??= holdProcess();
         stop = new AbortController();
         // p-retry decides and counts; the delays are sd-core's backoff on our clock, waited at the end of
         // shouldRetry (which p-retry awaits right before its own delay, here 0: no timer of its own).

@@ -267,6 +267,12 @@ function unref(timer: unknown): void {
 export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
   setTimeout(fn: () => void, ms: number): () => void {
+    if (ms <= MAX_TIMER_MS) {
+      // The common case, on the hot path of every call through retry: one timer, no chaining closure.
+      const timer = setTimeout(fn, ms);
+      unref(timer);
+      return () => clearTimeout(timer);
+    }
     let t: ReturnType<typeof setTimeout>;
     const arm = (remaining: number) => {
       t =
